@@ -1,0 +1,128 @@
+/**
+ * The offline, deterministic `demo` agent: plays the stages of a research
+ * agent. Same query and options, same events, so it needs no key and no
+ * network, and a run interrupted by a restart can be replayed exactly.
+ */
+import { z } from 'zod';
+import type { AgentEvent } from '../events';
+import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
+
+export const DemoOptions = z
+  .object({
+    tokens: z.number().int().min(1).max(100_000).default(60),
+    delayMs: z.number().int().min(0).max(10_000).default(30),
+    failAfter: z.number().int().min(1).optional(),
+  })
+  .strict();
+export type DemoOptions = z.infer<typeof DemoOptions>;
+
+/**
+ * With `delayMs: 0` the agent would never yield to the event loop; this many
+ * deltas go out between macrotask yields so readers and timers get a turn.
+ */
+const YIELD_EVERY = 64;
+
+const WORDS = (
+  'stream edge durable object event log resume reader token agent answer seq ' +
+  'replay heartbeat cursor worker global latency client retry backoff jitter ' +
+  'storage sqlite batch flush alarm deadline cancel plan search result model'
+).split(' ');
+
+/** FNV-1a: a small stable hash so the text depends only on the query. */
+function hash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** xorshift32: deterministic word choice seeded by the query. */
+function* wordStream(seed: number): Generator<string> {
+  let x = seed || 1;
+  for (;;) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    yield WORDS[(x >>> 0) % WORDS.length]!;
+  }
+}
+
+/** The deterministic event script (without timing). */
+export function* demoScript(query: string, options: DemoOptions): Generator<AgentEvent> {
+  const topic = query.length > 60 ? `${query.slice(0, 57)}...` : query;
+  const messageId = 'm1';
+  yield { type: 'status', status: 'planning', message: 'Planning the answer' };
+  yield {
+    type: 'plan',
+    steps: [`Understand the question: ${topic}`, 'Search the knowledge base', 'Write the answer'],
+  };
+  yield { type: 'status', status: 'searching', message: 'Searching the knowledge base' };
+  yield { type: 'tool', messageId, name: 'search', phase: 'call', input: { query } };
+  yield {
+    type: 'tool',
+    messageId,
+    name: 'search',
+    phase: 'result',
+    output: { results: [{ title: `Notes on ${topic}`, score: 0.92 }] },
+  };
+  yield { type: 'status', status: 'generating', message: 'Writing the answer' };
+  const words = wordStream(hash(query));
+  let text = '';
+  for (let i = 0; i < options.tokens; i++) {
+    if (options.failAfter !== undefined && i === options.failAfter) {
+      throw new AgentError('demo_failure', `demo agent failed after ${i} deltas, as asked by failAfter`, false);
+    }
+    const piece = i === 0 ? capitalise(words.next().value!) : ` ${words.next().value!}`;
+    text += piece;
+    yield { type: 'delta', messageId, text: piece };
+  }
+  if (options.failAfter !== undefined && options.failAfter >= options.tokens) {
+    throw new AgentError('demo_failure', `demo agent failed after ${options.tokens} deltas, as asked by failAfter`, false);
+  }
+  yield { type: 'result', messageId, text, data: { tokens: options.tokens } };
+}
+
+function capitalise(word: string): string {
+  return word.charAt(0).toUpperCase() + word.slice(1);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+export const demoAgent: Agent<DemoOptions> = {
+  name: 'demo',
+  description: 'Offline deterministic research-agent simulation (no keys, no network).',
+  options: DemoOptions as z.ZodType<DemoOptions>,
+  deterministic: true,
+  notConfigured: () => null,
+  async *run(input: AgentInput<DemoOptions>, signal: AbortSignal, ctx: AgentContext) {
+    const { delayMs } = input.options;
+    let index = 0;
+    let sinceYield = 0;
+    for (const event of demoScript(input.query, input.options)) {
+      if (signal.aborted) return;
+      const replaying = index++ < ctx.skip;
+      if (event.type === 'delta' && !replaying) {
+        if (delayMs > 0) await sleep(delayMs, signal);
+        else if (++sinceYield >= YIELD_EVERY) {
+          sinceYield = 0;
+          await sleep(0, signal);
+        }
+        if (signal.aborted) return;
+      }
+      yield event;
+    }
+  },
+};

@@ -1,0 +1,60 @@
+/**
+ * The seam between a run and whatever produces its output. A run owns
+ * sequencing, storage, errors and `done`; an agent only yields events.
+ */
+import type { z } from 'zod';
+import type { AgentEvent } from '../events';
+import type { AppEnv } from '../env';
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+export interface AgentInput<Options = Record<string, unknown>> {
+  requestId: string;
+  query: string;
+  messages: ChatMessage[];
+  options: Options;
+}
+
+export interface AgentContext {
+  env: AppEnv;
+  /**
+   * For deterministic agents resuming after a restart: the number of events
+   * the log already holds from this agent. The agent may skip the work (and
+   * the waiting) for them; the run drops that many events either way.
+   */
+  skip: number;
+}
+
+export interface Agent<Options = Record<string, unknown>> {
+  name: string;
+  description: string;
+  /** Validates `options` of `POST /v1/runs`; its errors become `400 invalid_request`. */
+  options: z.ZodType<Options>;
+  /**
+   * True when running it again with the same input yields the same events,
+   * so a run interrupted by a restart can resume instead of failing.
+   */
+  deterministic: boolean;
+  /** Why it cannot run here (missing key or binding), or null when it can. */
+  notConfigured(env: AppEnv): string | null;
+  /**
+   * Produce the run's events. Abort `signal` on cancel or deadline; the agent
+   * must stop promptly (abort upstream requests). Throw `AgentError` to fail.
+   */
+  run(input: AgentInput<Options>, signal: AbortSignal, ctx: AgentContext): AsyncIterable<AgentEvent>;
+}
+
+/** A failure an agent reports on purpose; becomes the run's `error` event. */
+export class AgentError extends Error {
+  override readonly name = 'AgentError';
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,31 @@
+/** Who is calling: a Bearer value that is an API key, or a run token. */
+import type { Context } from 'hono';
+import type { Config } from './config';
+import { tokensEqual } from './run/token';
+import type { Caller } from './run/protocol';
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+export function bearer(c: Context): string | undefined {
+  const header = c.req.header('Authorization');
+  return header ? BEARER.exec(header)?.[1] : undefined;
+}
+
+/** True when `value` is one of the configured API keys (constant time per key). */
+export async function isApiKey(value: string | undefined, config: Config): Promise<boolean> {
+  if (value === undefined || config.API_KEYS.length === 0) return false;
+  let match = false;
+  // Compare against every key so the timing does not reveal which one matched.
+  for (const key of config.API_KEYS) if (await tokensEqual(value, key)) match = true;
+  return match;
+}
+
+/**
+ * The caller of a run endpoint. A Bearer header wins over `?token=`
+ * (EventSource cannot set headers, so browsers use the query parameter).
+ */
+export async function callerOf(c: Context, config: Config, allowQueryToken: boolean): Promise<Caller> {
+  const presented = bearer(c) ?? (allowQueryToken ? c.req.query('token') : undefined);
+  if (await isApiKey(presented, config)) return { apiKey: true };
+  return { token: presented, apiKey: false };
+}

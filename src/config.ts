@@ -1,0 +1,62 @@
+/**
+ * Runtime configuration from `[vars]` and secrets, validated once per
+ * isolate per env object (env is stable within an isolate).
+ */
+import { z } from 'zod';
+import type { AppEnv } from './env';
+
+const intVar = (def: number, min: number, max: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return def;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `must be an integer in ${min}..${max}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const listVar = z
+  .string()
+  .optional()
+  .transform((v) =>
+    (v ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+
+const ConfigSchema = z.object({
+  API_KEYS: listVar,
+  ALLOWED_ORIGINS: listVar,
+  HEARTBEAT_MS: intVar(15_000, 100, 3_600_000),
+  RETRY_MS: intVar(1_000, 0, 3_600_000),
+  MAX_RUN_SECONDS: intVar(3_600, 1, 7 * 86_400),
+  RUN_TTL_SECONDS: intVar(86_400, 1, 365 * 86_400),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+const cache = new WeakMap<object, Config>();
+
+/**
+ * Parse the configuration. A bad value is a deployment mistake: it throws
+ * with the variable's name so `app.onError` reports a clean 500 and the log
+ * says what to fix.
+ */
+export function getConfig(env: AppEnv): Config {
+  let config = cache.get(env);
+  if (!config) {
+    const parsed = ConfigSchema.safeParse(env);
+    if (!parsed.success) {
+      const where = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+      throw new Error(`invalid configuration: ${where}`);
+    }
+    config = parsed.data;
+    cache.set(env, config);
+  }
+  return config;
+}

@@ -1,0 +1,24 @@
+/**
+ * edgestream Worker: the HTTP API under /v1 (static client files are served
+ * by the assets binding before the Worker is reached).
+ */
+import { Hono } from 'hono';
+import { corsFromConfig } from './cors';
+import type { AppEnv } from './env';
+import { ApiError, errorResponse } from './errors';
+import { agents, runs } from './routes/runs';
+
+export { RunObject } from './run/run-object';
+
+const app = new Hono<{ Bindings: AppEnv }>();
+
+app.use('/v1/*', corsFromConfig());
+app.route('/v1/runs', runs);
+app.route('/v1/agents', agents);
+
+app.notFound((c) =>
+  errorResponse(c, new ApiError('not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)),
+);
+app.onError((err, c) => errorResponse(c, err));
+
+export default app satisfies ExportedHandler<AppEnv>;

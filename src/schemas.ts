@@ -1,0 +1,48 @@
+/** zod schemas for what crosses the HTTP boundary. */
+import { z } from 'zod';
+
+export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** The JSON body limit of `POST /v1/runs`. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+export const StartRunBody = z.object({
+  query: z.string().min(1).max(16_000),
+  agent: z.string().min(1).max(64).optional(),
+  requestId: z
+    .string()
+    .regex(REQUEST_ID, 'must match ^[A-Za-z0-9._:-]{1,128}$')
+    .optional(),
+  messages: z
+    .array(
+      z.object({
+        role: z.enum(['system', 'user', 'assistant']),
+        content: z.string().max(64_000),
+      }),
+    )
+    .max(200)
+    .default([]),
+  options: z.record(z.string(), z.unknown()).default({}),
+});
+export type StartRunBody = z.infer<typeof StartRunBody>;
+
+/**
+ * `Last-Event-ID`: the last seq the client has. Untrusted: a decimal
+ * integer >= 0, at most 15 digits (stays a safe integer).
+ */
+export function parseLastEventId(raw: string | undefined | null): number | null {
+  if (raw === undefined || raw === null) return 0;
+  const value = raw.trim();
+  if (!/^\d{1,15}$/.test(value)) return null;
+  return Number(value);
+}
+
+export function zodIssues(error: z.ZodError, prefix: (string | number)[] = []) {
+  return error.issues.map((issue) => ({
+    path: [...prefix, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))],
+    message: issue.message,
+  }));
+}
+
+export function describeIssues(issues: { path: (string | number)[]; message: string }[]): string {
+  return issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+}
