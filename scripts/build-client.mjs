@@ -1,0 +1,2 @@
+#!/usr/bin/env node
+// Placeholder until the client library lands: nothing to build yet.
