@@ -146,7 +146,8 @@ export class EventLog {
       if (part.lastSeq === lastSeq) break;
       text += part.text;
       lastSeq = part.lastSeq;
-      if (text.length >= maxBytes) break;
+      // Stop at the byte budget, or when the budget cut this row short.
+      if (text.length >= maxBytes || lastSeq < row.first_seq + frames.length - 1) break;
     }
     return { text, lastSeq };
   }
