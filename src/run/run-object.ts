@@ -141,8 +141,13 @@ export class RunObject extends DurableObject<AppEnv> {
   }
 
   override async alarm(): Promise<void> {
+    // Storage is the source of truth for the times an alarm acts on (an
+    // operator may have edited them); refresh them before deciding.
+    const stored = this.#readMeta();
     const meta = this.#meta;
-    if (!meta) return;
+    if (!meta || !stored) return;
+    meta.deadlineAt = stored.deadlineAt;
+    meta.finishedAt = stored.finishedAt;
     const now = Date.now();
     if (meta.state === 'running') {
       if (now >= meta.deadlineAt) {
@@ -182,9 +187,14 @@ export class RunObject extends DurableObject<AppEnv> {
        )`,
     );
     this.#log = new EventLog(sql);
-    const row = sql.exec<MetaRow>('SELECT * FROM run WHERE id = 1').toArray()[0];
-    if (!row) return;
-    this.#meta = {
+    this.#meta = this.#readMeta();
+    if (this.#meta?.state === 'running') await this.#recover();
+  }
+
+  #readMeta(): RunMeta | null {
+    const row = this.ctx.storage.sql.exec<MetaRow>('SELECT * FROM run WHERE id = 1').toArray()[0];
+    if (!row) return null;
+    return {
       requestId: row.request_id,
       agent: row.agent,
       input: JSON.parse(row.input) as StartInput,
@@ -195,7 +205,6 @@ export class RunObject extends DurableObject<AppEnv> {
       finishedAt: row.finished_at,
       error: row.error ? (JSON.parse(row.error) as RunError) : null,
     };
-    if (this.#meta.state === 'running') await this.#recover();
   }
 
   /**

@@ -1,0 +1,99 @@
+// API keys and CORS depend on deployment variables: call the Worker's handler
+// with the test env plus those variables (same bindings, same Durable Objects).
+import { env } from 'cloudflare:workers';
+import { createExecutionContext } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import worker from '../../src/index';
+import { BASE, readSse } from './helpers';
+
+function callWith(vars: Record<string, string>, path: string, init: RequestInit = {}) {
+  return worker.fetch(new Request(`${BASE}${path}`, init), { ...env, ...vars }, createExecutionContext());
+}
+
+const start = (vars: Record<string, string>, headers: Record<string, string> = {}, body: object = {}) =>
+  callWith(vars, '/v1/runs', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: JSON.stringify({ query: 'q', options: { tokens: 1, delayMs: 0 }, ...body }),
+  });
+
+describe('API_KEYS', () => {
+  const keys = { API_KEYS: 'key-one, key-two' };
+
+  it('requires a key to start a run and to list agents', async () => {
+    const res = await start(keys);
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as any).error.code).toBe('unauthorized');
+    expect((await start(keys, { Authorization: 'Bearer nope' })).status).toBe(401);
+    expect((await callWith(keys, '/v1/agents')).status).toBe(401);
+    expect((await callWith(keys, '/v1/agents', { headers: { Authorization: 'Bearer key-two' } })).status).toBe(200);
+  });
+
+  it('starts with any configured key; the key also opens the run', async () => {
+    const res = await start(keys, { Authorization: 'Bearer key-two' });
+    expect(res.status).toBe(201);
+    const { requestId, token } = (await res.json()) as any;
+    const byKey = await callWith(keys, `/v1/runs/${requestId}`, { headers: { Authorization: 'Bearer key-one' } });
+    expect(byKey.status).toBe(200);
+    const byToken = await callWith(keys, `/v1/runs/${requestId}?token=${token}`);
+    expect(byToken.status).toBe(200);
+  });
+
+  it('lets the run token (without a key) attach to an existing run, not create one', async () => {
+    const created = await start(keys, { Authorization: 'Bearer key-one' }, { requestId: 'keyed-attach' });
+    const { token } = (await created.json()) as any;
+    const again = await start(keys, { Authorization: `Bearer ${token}` }, { requestId: 'keyed-attach' });
+    expect(again.status).toBe(200);
+    const fresh = await start(keys, { Authorization: `Bearer ${token}` }, { requestId: 'keyed-new' });
+    expect(fresh.status).toBe(401);
+  });
+});
+
+describe('CORS', () => {
+  const vars = { ALLOWED_ORIGINS: 'https://site.example, https://other.example' };
+  const preflight = (origin: string, v = vars) =>
+    callWith(v, '/v1/runs/x/events', {
+      method: 'OPTIONS',
+      headers: {
+        Origin: origin,
+        'Access-Control-Request-Method': 'GET',
+        'Access-Control-Request-Headers': 'authorization, last-event-id',
+      },
+    });
+
+  it('answers the preflight for Authorization and Last-Event-ID from an allowed origin', async () => {
+    const res = await preflight('https://site.example');
+    expect(res.status).toBe(204);
+    expect(res.headers.get('Access-Control-Allow-Origin')).toBe('https://site.example');
+    const allowed = res.headers.get('Access-Control-Allow-Headers')!.toLowerCase();
+    expect(allowed).toContain('authorization');
+    expect(allowed).toContain('last-event-id');
+    expect(res.headers.get('Access-Control-Allow-Methods')).toContain('POST');
+  });
+
+  it('gives no CORS grant to other origins, or to anyone when ALLOWED_ORIGINS is unset', async () => {
+    expect((await preflight('https://evil.example')).headers.get('Access-Control-Allow-Origin')).toBeNull();
+    expect((await preflight('https://site.example', {} as any)).headers.get('Access-Control-Allow-Origin')).toBeNull();
+  });
+
+  it('exposes the run identity headers on a streamed start, and allows * when configured', async () => {
+    const res = await start({ ALLOWED_ORIGINS: '*' }, { Origin: 'https://any.example', Accept: 'text/event-stream' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('Access-Control-Allow-Origin')).toBe('*');
+    const exposed = res.headers.get('Access-Control-Expose-Headers')!.toLowerCase();
+    expect(exposed).toContain('x-request-id');
+    expect(exposed).toContain('x-run-token');
+    const { events } = await readSse(res);
+    expect(events.at(-1)!.event).toBe('done');
+  });
+
+  it('adds CORS headers to error answers too, so the browser can read them', async () => {
+    const res = await callWith(vars, '/v1/runs', {
+      method: 'POST',
+      headers: { Origin: 'https://site.example', 'Content-Type': 'application/json' },
+      body: '{',
+    });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('Access-Control-Allow-Origin')).toBe('https://site.example');
+  });
+});
