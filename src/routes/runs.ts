@@ -10,6 +10,7 @@ import { getConfig } from '../config';
 import type { AppEnv } from '../env';
 import { ApiError } from '../errors';
 import { callerHeaders, type Caller, type StartInput } from '../run/protocol';
+import { limitStarts } from '../rate-limit';
 import { newRequestId } from '../run/token';
 import { MAX_BODY_BYTES, REQUEST_ID, StartRunBody, describeIssues, parseLastEventId, zodIssues } from '../schemas';
 
@@ -27,8 +28,9 @@ runs.post(
   }),
   async (c) => {
     const config = getConfig(c.env);
-    const input = await readStartInput(c);
     const caller = await callerOf(c, config, false);
+    if (!caller.apiKey) await limitStarts(c);
+    const input = await readStartInput(c);
     const mayCreate = config.API_KEYS.length === 0 || caller.apiKey;
     if (!mayCreate && caller.token === undefined) {
       throw new ApiError('unauthorized', 'this deployment needs an API key: send Authorization: Bearer <key>');

@@ -97,3 +97,34 @@ describe('CORS', () => {
     expect(res.headers.get('Access-Control-Allow-Origin')).toBe('https://site.example');
   });
 });
+
+describe('rate limiting of run starts', () => {
+  const from = (ip: string, headers: Record<string, string> = {}) =>
+    callWith({}, '/v1/runs', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'CF-Connecting-IP': ip, ...headers },
+      body: '{}', // invalid on purpose: the limit applies before any work
+    });
+
+  it('answers 429 rate_limited with Retry-After after 30 starts in 10 s from one address', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 31; i++) statuses.push((await from('203.0.113.7')).status);
+    expect(statuses.slice(0, 30).every((s) => s === 400)).toBe(true);
+    const limited = await from('203.0.113.7');
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('Retry-After')).toBe('10');
+    expect(((await limited.json()) as any).error.code).toBe('rate_limited');
+    expect((await from('203.0.113.8')).status).toBe(400); // another address is unaffected
+  });
+
+  it('does not limit loopback clients or API-key callers', async () => {
+    for (let i = 0; i < 35; i++) expect((await from('127.0.0.1')).status).toBe(400);
+    const keyed = (ip: string) =>
+      callWith({ API_KEYS: 'k' }, '/v1/runs', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'CF-Connecting-IP': ip, Authorization: 'Bearer k' },
+        body: '{}',
+      });
+    for (let i = 0; i < 35; i++) expect((await keyed('203.0.113.9')).status).toBe(400);
+  });
+});
