@@ -114,10 +114,24 @@ export class EventLog {
     return this.#readStored(from, maxBytes);
   }
 
-  /** Resolves once an event with seq > `afterSeq` is stored. */
-  waitFor(afterSeq: number): Promise<void> {
-    if (this.#durableSeq > afterSeq) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.add(resolve));
+  /**
+   * Resolves true once an event with seq > `afterSeq` is stored (or the log
+   * is woken), false after `timeoutMs` with nothing new.
+   */
+  waitFor(afterSeq: number, timeoutMs: number): Promise<boolean> {
+    if (this.#durableSeq > afterSeq) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      // On timeout, forget the waiter: a quiet stream must not pile them up.
+      const timer = setTimeout(() => {
+        this.#waiters.delete(wake);
+        resolve(false);
+      }, timeoutMs);
+      this.#waiters.add(wake);
+    });
   }
 
   /** Wake every waiting reader without new events (e.g. the log was deleted). */

@@ -62,7 +62,7 @@ async function pump(writer: WritableStreamDefaultWriter<Uint8Array>, opts: Reade
       }
       // Caught up. `done` is the last event, so an ended run is finished here.
       if (opts.ended() || opts.gone()) break;
-      const woke = await waitOrTimeout(log.waitFor(cursor), opts.heartbeatMs);
+      const woke = await log.waitFor(cursor, opts.heartbeatMs);
       if (!woke) await send(KEEPALIVE);
     }
     await withTimeout(writer.close(), opts.stallMs);
@@ -81,13 +81,4 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     timer = setTimeout(() => reject(new StalledError('reader stalled')), ms);
   });
   return Promise.race([promise, timeout]).finally(() => timer && clearTimeout(timer));
-}
-
-/** Resolves true when `promise` settles first, false after `ms`. */
-function waitOrTimeout(promise: Promise<void>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  return Promise.race([promise.then(() => true), timeout]).finally(() => timer && clearTimeout(timer));
 }

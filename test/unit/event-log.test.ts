@@ -103,12 +103,13 @@ describe('EventLog', () => {
   it('wakes waiting readers when events are stored', () =>
     withLog(async (log) => {
       let woke = false;
-      const waiting = log.waitFor(0).then(() => (woke = true));
+      const waiting = log.waitFor(0, 10_000).then((v) => (woke = v));
       log.append(1, frame(1));
       expect(woke).toBe(false);
       log.flush();
       await waiting;
       expect(woke).toBe(true);
-      await expect(log.waitFor(0)).resolves.toBeUndefined(); // already there: no wait
+      await expect(log.waitFor(0, 10_000)).resolves.toBe(true); // already there: no wait
+      await expect(log.waitFor(1, 20)).resolves.toBe(false); // nothing new: times out
     }));
 });
