@@ -8,7 +8,7 @@
  * writes bench/out/results.json. Machines are noisy: compare within one run.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -67,8 +67,16 @@ function memKiB(pids) {
   return { rss, hwm };
 }
 
-async function start(name, configPath) {
-  const persist = mkdtempSync(join(tmpdir(), `edgestream-bench-${name}-`));
+/**
+ * Where Durable Object SQLite files go. On tmpfs by default: locally every
+ * commit is an fsync of this machine's disk, which is not what production
+ * storage costs (Cloudflare replicates; it does not fsync a local file). The
+ * service is also measured once on disk so that cost is visible too.
+ */
+const MEMORY_DIR = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+
+async function start(name, configPath, baseDir = MEMORY_DIR) {
+  const persist = mkdtempSync(join(baseDir, `edgestream-bench-${name}-`));
   const port = await freePort();
   const before = workerdPids();
   const worker = await unstable_startWorker({
@@ -109,7 +117,11 @@ async function readStream(res, t0, onFirst) {
   const lags = [];
   for await (const chunk of res.body) {
     const now = Date.now();
-    const text = tail + decoder.decode(chunk, { stream: true });
+    const received = tail + decoder.decode(chunk, { stream: true });
+    // Scan complete lines only; keep a partial last line for the next chunk.
+    const cut = received.lastIndexOf('\n');
+    const text = received.slice(0, cut + 1);
+    tail = received.slice(cut + 1);
     const matches = text.match(/^id: /gm);
     if (matches) {
       if (first === null) {
@@ -120,9 +132,6 @@ async function readStream(res, t0, onFirst) {
     }
     for (const m of text.matchAll(/"ts":(\d+)/g)) lags.push(now - Number(m[1]));
     if (text.includes('event: done')) done = true;
-    // keep a partial last line so a split "id: " is not missed
-    const cut = text.lastIndexOf('\n');
-    tail = text.slice(cut + 1);
   }
   return { first, total: performance.now() - t0, events, done, lags, requestId: res.headers.get('X-Request-Id'), token: res.headers.get('X-Run-Token') };
 }
@@ -134,7 +143,11 @@ const pct = (xs, p) => {
 const median = (xs) => pct(xs, 50);
 const fmt = (n, d = 1) => (n === null || n === undefined || Number.isNaN(n) ? 'n/a' : n.toFixed(d));
 
+/** Requests before measuring: the first ones pay for compiling the Worker. */
+const WARMUP = 20;
+
 async function ttfe(target) {
+  for (let i = 0; i < WARMUP; i++) await streamRun(target.url, { query: `warmup ${i}`, options: { tokens: 1, delayMs: 0 } });
   const times = [];
   for (let i = 0; i < N_TTFE; i++) {
     const r = await streamRun(target.url, { query: `ttfe ${i}`, options: { tokens: 1, delayMs: 0 } });
@@ -164,13 +177,24 @@ async function concurrent(target) {
       streamRun(target.url, { query: `concurrent ${i}`, options: { tokens, delayMs: 0 } }),
     ),
   );
+  const reasons = {};
   for (const r of results) {
-    if (r.status === 'rejected' || !r.value.done || r.value.events !== EVENTS_PER_CONCURRENT) errors++;
+    const reason =
+      r.status === 'rejected'
+        ? String(r.reason?.cause?.code ?? r.reason?.message ?? r.reason)
+        : !r.value.done || r.value.events !== EVENTS_PER_CONCURRENT
+          ? `incomplete stream (${r.value.events} events)`
+          : null;
+    if (reason) {
+      errors++;
+      reasons[reason] = (reasons[reason] ?? 0) + 1;
+    }
     if (r.status === 'fulfilled') events += r.value.events;
   }
+  if (errors) console.error(`[${target.name}] errors:`, reasons);
   const wall = (performance.now() - t0) / 1000;
   const after = memKiB(target.pids);
-  return { eventsPerSec: events / wall, errors, rssBeforeMiB: before.rss / 1024, rssAfterMiB: after.rss / 1024, peakMiB: after.hwm / 1024 };
+  return { eventsPerSec: events / wall, errors, reasons, rssBeforeMiB: before.rss / 1024, rssAfterMiB: after.rss / 1024, peakMiB: after.hwm / 1024 };
 }
 
 /** Time from a reconnect (GET with Last-Event-ID) to its first replayed event. */
@@ -286,7 +310,7 @@ async function measure(target, { withResume }) {
 
 async function main() {
   mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
-  const results = { runner: 'wrangler unstable_startWorker, inspector off, local (workerd)', quick: QUICK };
+  const results = { runner: `wrangler unstable_startWorker, inspector off, local workerd, DO storage in ${MEMORY_DIR}`, quick: QUICK };
   for (const [name, config, withResume] of [
     ['bare', join(ROOT, 'bench', 'bare-wrangler.toml'), false],
     ['service', join(ROOT, 'wrangler.toml'), true],
@@ -302,6 +326,15 @@ async function main() {
       await target.worker.dispose();
       rmSync(target.persist, { recursive: true, force: true });
     }
+  }
+  // Time to first event with SQLite files on this machine's disk.
+  const disk = await start('service-disk', join(ROOT, 'wrangler.toml'), tmpdir());
+  try {
+    console.error('[service, persist on disk] time to first event...');
+    results.serviceOnDisk = { ttfe: await ttfe(disk) };
+  } finally {
+    await disk.worker.dispose();
+    rmSync(disk.persist, { recursive: true, force: true });
   }
   report(results);
   writeFileSync(join(ROOT, 'bench', 'out', 'results.json'), JSON.stringify(results, null, 2));
@@ -319,6 +352,7 @@ function report(r) {
     'metric                                   service      bare   ratio',
     `time to first event p50 (ms)          ${fmt(s.ttfe.p50, 2).padStart(10)} ${fmt(b.ttfe.p50, 2).padStart(9)} ${fmt(ratio(s.ttfe.p50, b.ttfe.p50), 2).padStart(7)}x`,
     `time to first event p99 (ms)          ${fmt(s.ttfe.p99, 2).padStart(10)} ${fmt(b.ttfe.p99, 2).padStart(9)} ${fmt(ratio(s.ttfe.p99, b.ttfe.p99), 2).padStart(7)}x`,
+    `  same, DO storage on disk p50/p99    ${`${fmt(r.serviceOnDisk.ttfe.p50, 2)}/${fmt(r.serviceOnDisk.ttfe.p99, 2)}`.padStart(10)} ${''.padStart(9)} ${fmt(ratio(r.serviceOnDisk.ttfe.p50, b.ttfe.p50), 2).padStart(7)}x`,
     `single stream, 10k events (events/s)  ${fmt(s.throughput.eventsPerSec, 0).padStart(10)} ${fmt(b.throughput.eventsPerSec, 0).padStart(9)} ${fmt(ratio(s.throughput.eventsPerSec, b.throughput.eventsPerSec), 2).padStart(7)}x`,
     `${N_CONCURRENT} streams x ${EVENTS_PER_CONCURRENT} events (events/s)   ${fmt(s.concurrent.eventsPerSec, 0).padStart(10)} ${fmt(b.concurrent.eventsPerSec, 0).padStart(9)} ${fmt(ratio(s.concurrent.eventsPerSec, b.concurrent.eventsPerSec), 2).padStart(7)}x`,
     `  errors                              ${String(s.concurrent.errors).padStart(10)} ${String(b.concurrent.errors).padStart(9)}`,

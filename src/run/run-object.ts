@@ -59,7 +59,10 @@ export class RunObject extends DurableObject<AppEnv> {
   constructor(ctx: DurableObjectState, env: AppEnv) {
     super(ctx, env);
     this.#config = getConfig(env);
-    void ctx.blockConcurrencyWhile(async () => this.#init());
+    // SQLite calls are synchronous: loading needs no input gate. Only a run
+    // left "running" by a dead isolate needs async work before any request.
+    this.#load();
+    if (this.#meta?.state === 'running') void ctx.blockConcurrencyWhile(() => this.#recover());
   }
 
   // ---- entry points ------------------------------------------------------
@@ -170,7 +173,7 @@ export class RunObject extends DurableObject<AppEnv> {
 
   // ---- internals ---------------------------------------------------------
 
-  async #init(): Promise<void> {
+  #load(): void {
     const sql = this.ctx.storage.sql;
     sql.exec(
       `CREATE TABLE IF NOT EXISTS run (
@@ -188,7 +191,6 @@ export class RunObject extends DurableObject<AppEnv> {
     );
     this.#log = new EventLog(sql);
     this.#meta = this.#readMeta();
-    if (this.#meta?.state === 'running') await this.#recover();
   }
 
   #readMeta(): RunMeta | null {
@@ -309,7 +311,7 @@ export class RunObject extends DurableObject<AppEnv> {
     await this.ctx.storage.deleteAll();
     this.#meta = null;
     const old = this.#log;
-    await this.#init();
+    this.#load();
     old.wakeAll();
   }
 
@@ -349,7 +351,7 @@ export class RunObject extends DurableObject<AppEnv> {
       heartbeatMs: this.#config.HEARTBEAT_MS,
       stallMs: READER_STALL_MS,
       ended: () => this.#meta?.state !== 'running',
-      // After the TTL deletion `#init` makes a fresh log; this reader's run is gone.
+      // After the TTL deletion `#load` makes a fresh log; this reader's run is gone.
       gone: () => this.#log !== log,
     });
     return new Response(body, { status: 200, headers: { ...SSE_HEADERS, ...extraHeaders } });
