@@ -4,12 +4,14 @@
  */
 import type { AppEnv } from '../env';
 import { demoAgent } from './demo';
+import { openaiAgent } from './openai';
 import type { Agent } from './types';
+import { workersAiAgent } from './workers-ai';
 
 export const DEFAULT_AGENT = 'demo';
 
 const AGENTS: ReadonlyMap<string, Agent<any>> = new Map<string, Agent<any>>(
-  [demoAgent].map((agent) => [agent.name, agent]),
+  [demoAgent, openaiAgent, workersAiAgent].map((agent) => [agent.name, agent]),
 );
 
 export function getAgent(name: string): Agent<any> | undefined {

@@ -1,0 +1,92 @@
+/**
+ * Reading a model's streamed answer: SSE bytes -> the `data` of each event,
+ * grouped by network chunk, with an idle timeout. Shared by the OpenAI and
+ * Workers AI agents; parsing is eventsource-parser's, not ours.
+ */
+import { createParser } from 'eventsource-parser';
+import { AgentError } from './types';
+
+/** The `data` strings of the events completed by one network chunk. */
+export type DataBatch = string[];
+
+/**
+ * Yield, per network chunk, the data of the SSE events it completed.
+ * Throws AgentError `upstream_timeout` when no byte arrives for `idleMs`.
+ * Returns quietly when `signal` aborts (the run was cancelled or timed out).
+ */
+export async function* sseDataBatches(
+  body: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+  idleMs: number,
+): AsyncGenerator<DataBatch> {
+  let batch: DataBatch = [];
+  const parser = createParser({ onEvent: (event) => batch.push(event.data) });
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  const onAbort = () => void reader.cancel().catch(() => {});
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    for (;;) {
+      const result = await readWithin(reader, idleMs);
+      if (signal.aborted) return;
+      if (result === 'idle') {
+        throw new AgentError('upstream_timeout', `the model sent nothing for ${idleMs} ms`, true);
+      }
+      if (result.done) break;
+      parser.feed(decoder.decode(result.value, { stream: true }));
+      if (batch.length > 0) {
+        yield batch;
+        batch = [];
+      }
+    }
+    parser.feed(decoder.decode());
+    if (batch.length > 0) yield batch;
+  } catch (err) {
+    if (signal.aborted) return;
+    if (err instanceof AgentError) throw err;
+    // The connection broke mid-answer (reset, truncated chunked body, ...).
+    throw new AgentError('upstream_disconnected', 'the connection to the model broke mid-answer', true);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    reader.cancel().catch(() => {}); // release the upstream connection whatever happened
+  }
+}
+
+async function readWithin(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  ms: number,
+): Promise<ReadableStreamReadResult<Uint8Array> | 'idle'> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const idle = new Promise<'idle'>((resolve) => {
+    timer = setTimeout(() => resolve('idle'), ms);
+  });
+  try {
+    return await Promise.race([reader.read(), idle]);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}
+
+/** Parse one event's JSON; a malformed chunk fails the run (retrying may well help). */
+export function parseChunk(data: string): any {
+  try {
+    return JSON.parse(data);
+  } catch {
+    throw new AgentError('upstream_malformed', 'the model sent a chunk that is not valid JSON', true);
+  }
+}
+
+/**
+ * Upstream HTTP failures, with `retryable` set honestly: auth and bad
+ * requests will fail again; rate limits and server errors may not.
+ */
+export function upstreamHttpError(status: number, provider: string): AgentError {
+  if (status === 401 || status === 403) {
+    return new AgentError('upstream_auth', `${provider} refused the credentials (HTTP ${status}); check the API key`, false);
+  }
+  if (status === 429) return new AgentError('upstream_rate_limited', `${provider} is rate limiting (HTTP 429)`, true);
+  if (status === 408 || status >= 500) {
+    return new AgentError('upstream_unavailable', `${provider} failed (HTTP ${status})`, true);
+  }
+  return new AgentError('upstream_rejected', `${provider} rejected the request (HTTP ${status})`, false);
+}

@@ -1,0 +1,90 @@
+/**
+ * `workers-ai`: a model on Cloudflare Workers AI through the `AI` binding
+ * (`[ai] binding = "AI"` in wrangler.toml), streamed.
+ *
+ * With `stream: true` the binding returns SSE bytes: `data: {"response":"..."}`
+ * per token (newer models send OpenAI-style `choices[0].delta.content`
+ * instead; both are read), then `data: [DONE]`.
+ */
+import { z } from 'zod';
+import type { AgentEvent } from '../events';
+import { chatMessages, usageData } from './chat-stream';
+import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
+import { parseChunk, sseDataBatches } from './upstream-sse';
+
+export const WORKERS_AI_DEFAULT_MODEL = '@cf/meta/llama-3.1-8b-instruct';
+/** No byte for this long fails the run; the binding has no timeout of its own we can rely on. */
+export const WORKERS_AI_IDLE_TIMEOUT_MS = 60_000;
+
+export const WorkersAIOptions = z
+  .object({
+    model: z
+      .string()
+      .regex(/^@(cf|hf)\/[\w.@/-]{1,200}$/, 'must be a Workers AI model name such as @cf/meta/llama-3.1-8b-instruct')
+      .optional(),
+    temperature: z.number().min(0).max(5).optional(),
+    maxTokens: z.number().int().min(1).max(131_072).optional(),
+  })
+  .strict();
+export type WorkersAIOptions = z.infer<typeof WorkersAIOptions>;
+
+const MESSAGE_ID = 'm1';
+
+export const workersAiAgent: Agent<WorkersAIOptions> = {
+  name: 'workers-ai',
+  description: 'A Cloudflare Workers AI model through the AI binding, streamed.',
+  options: WorkersAIOptions,
+  deterministic: false,
+  notConfigured(env) {
+    return env.AI ? null : 'add `[ai] binding = "AI"` to wrangler.toml (needs a Cloudflare account: Workers AI runs remotely)';
+  },
+  async *run(input: AgentInput<WorkersAIOptions>, signal: AbortSignal, ctx: AgentContext) {
+    const ai = ctx.env.AI;
+    if (!ai) throw new AgentError('agent_not_configured', 'the AI binding is missing', false);
+    const model = input.options.model ?? ctx.env.WORKERS_AI_MODEL ?? WORKERS_AI_DEFAULT_MODEL;
+    const params: Record<string, unknown> = { messages: chatMessages(input), stream: true };
+    if (input.options.temperature !== undefined) params.temperature = input.options.temperature;
+    if (input.options.maxTokens !== undefined) params.max_tokens = input.options.maxTokens;
+
+    yield { type: 'status', status: 'generating', message: `Asking ${model}` };
+    let stream: unknown;
+    try {
+      stream = await (ai.run as (m: string, p: unknown, o?: unknown) => Promise<unknown>)(model, params, { signal });
+    } catch {
+      if (signal.aborted) return;
+      throw new AgentError('upstream_unavailable', `Workers AI could not run ${model}`, true);
+    }
+    if (!(stream instanceof ReadableStream)) {
+      throw new AgentError('upstream_malformed', 'Workers AI did not return a stream', true);
+    }
+    yield* readStream(stream as ReadableStream<Uint8Array>, signal, model);
+  },
+};
+
+async function* readStream(body: ReadableStream<Uint8Array>, signal: AbortSignal, model: string): AsyncGenerator<AgentEvent> {
+  let text = '';
+  let usage: Record<string, number> | undefined;
+  let sawDone = false;
+  for await (const batch of sseDataBatches(body, signal, WORKERS_AI_IDLE_TIMEOUT_MS)) {
+    let piece = '';
+    for (const data of batch) {
+      if (data.trim() === '[DONE]') {
+        sawDone = true;
+        continue;
+      }
+      const chunk = parseChunk(data);
+      if (chunk?.usage) usage = usageData(chunk.usage);
+      const content = typeof chunk?.response === 'string' ? chunk.response : chunk?.choices?.[0]?.delta?.content;
+      if (typeof content === 'string') piece += content;
+    }
+    if (piece) {
+      text += piece;
+      yield { type: 'delta', messageId: MESSAGE_ID, text: piece };
+    }
+  }
+  if (signal.aborted) return;
+  if (!sawDone) throw new AgentError('upstream_incomplete', 'the Workers AI stream ended before [DONE]', true);
+  const data: Record<string, unknown> = { model };
+  if (usage) data.usage = usage;
+  yield { type: 'result', messageId: MESSAGE_ID, text, data };
+}
