@@ -1,0 +1,91 @@
+// Workers AI cannot be reached from here (it runs on Cloudflare's network):
+// the binding is stood in for by an object whose `run` returns what the real
+// binding returns with `stream: true`, a stream of SSE bytes.
+import { describe, expect, it } from 'vitest';
+import { WORKERS_AI_DEFAULT_MODEL, workersAiAgent } from '../../src/agents/workers-ai';
+import { AgentError } from '../../src/agents/types';
+import { collect } from './contract';
+
+function sseStream(frames: string[], opts: { gapMs?: number; signal?: AbortSignal } = {}): ReadableStream<Uint8Array> {
+  const enc = new TextEncoder();
+  let i = 0;
+  return new ReadableStream({
+    async pull(controller) {
+      if (opts.gapMs) await new Promise((r) => setTimeout(r, opts.gapMs));
+      if (i >= frames.length) return controller.close();
+      controller.enqueue(enc.encode(frames[i++]));
+    },
+  });
+}
+
+const legacy = (words: string[]) => [
+  ...words.map((w) => `data: ${JSON.stringify({ response: w, p: 'abcdef' })}\n\n`),
+  `data: ${JSON.stringify({ response: '', usage: { prompt_tokens: 9, completion_tokens: words.length, total_tokens: 9 + words.length } })}\n\n`,
+  'data: [DONE]\n\n',
+];
+
+function fakeAi(frames: string[], gapMs = 0) {
+  const calls: { model: string; inputs: any; options: any }[] = [];
+  return {
+    calls,
+    AI: {
+      run: async (model: string, inputs: any, options: any) => {
+        calls.push({ model, inputs, options });
+        return sseStream(frames, { gapMs });
+      },
+    },
+  };
+}
+
+const input = (options = {}) => ({ requestId: 'r', query: 'Hello?', messages: [{ role: 'system' as const, content: 'Be kind.' }], options });
+
+describe('workers-ai agent', () => {
+  it('streams the binding’s `response` tokens as deltas and usage into the result', async () => {
+    const { AI, calls } = fakeAi(legacy(['Hi', ' there', '!']));
+    const events = await collect(workersAiAgent, input({ temperature: 0.3 }), { AI });
+    expect(events.filter((e) => e.type === 'delta').map((e: any) => e.text).join('')).toBe('Hi there!');
+    expect(events.at(-1)).toMatchObject({ type: 'result', text: 'Hi there!', data: { model: WORKERS_AI_DEFAULT_MODEL, usage: { completion_tokens: 3 } } });
+    expect(calls[0]).toMatchObject({
+      model: WORKERS_AI_DEFAULT_MODEL,
+      inputs: { stream: true, temperature: 0.3, messages: [{ role: 'system', content: 'Be kind.' }, { role: 'user', content: 'Hello?' }] },
+    });
+    expect(calls[0]!.options.signal).toBeInstanceOf(AbortSignal);
+  });
+
+  it('reads OpenAI-style chunks from newer models too, and takes the model from config or options', async () => {
+    const frames = ['Bon', 'jour'].map((w) => `data: ${JSON.stringify({ choices: [{ delta: { content: w } }] })}\n\n`).concat('data: [DONE]\n\n');
+    const { AI, calls } = fakeAi(frames);
+    const events = await collect(workersAiAgent, input(), { AI, WORKERS_AI_MODEL: '@cf/openai/gpt-oss-20b' });
+    expect((events.at(-1) as any).text).toBe('Bonjour');
+    expect(calls[0]!.model).toBe('@cf/openai/gpt-oss-20b');
+    await collect(workersAiAgent, input({ model: '@cf/qwen/qwen3-30b-a3b-fp8' }), { AI });
+    expect(calls[1]!.model).toBe('@cf/qwen/qwen3-30b-a3b-fp8');
+  });
+
+  it('fails honestly on a stream without [DONE] or with a malformed chunk', async () => {
+    for (const [frames, code] of [
+      [legacy(['a', 'b']).slice(0, -1), 'upstream_incomplete'],
+      [['data: {"response":\n\n'], 'upstream_malformed'],
+    ] as const) {
+      const { AI } = fakeAi([...frames]);
+      const err = await collect(workersAiAgent, input(), { AI }).catch((e) => e);
+      expect(err).toBeInstanceOf(AgentError);
+      expect(err.code).toBe(code);
+    }
+  });
+
+  it('stops reading when cancelled', async () => {
+    const { AI } = fakeAi(legacy(Array.from({ length: 500 }, (_, i) => `t${i} `)), 5);
+    const abort = new AbortController();
+    let deltas = 0;
+    for await (const e of workersAiAgent.run(input(), abort.signal, { env: { AI } as never, skip: 0 })) {
+      if (e.type === 'delta' && ++deltas === 3) abort.abort();
+    }
+    expect(deltas).toBe(3);
+  });
+
+  it('refuses model names that are not Workers AI models, and says what to configure', () => {
+    expect(workersAiAgent.options.safeParse({ model: 'gpt-4o' }).success).toBe(false);
+    expect(workersAiAgent.notConfigured({} as never)).toMatch(/\[ai\] binding = "AI"/);
+  });
+});
