@@ -1,0 +1,81 @@
+// The openai agent end to end: wrangler dev -> the run's Durable Object ->
+// a local server speaking the OpenAI wire format.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDevServer, type DevServer } from '../support/dev-server';
+import { startFakeOpenAI, type FakeOpenAI } from '../support/fake-openai';
+import { range, readSse, seqsOf, textOf, waitForState } from '../support/sse';
+
+const KEY = 'sk-test-e2e-secret-0123456789';
+let fake: FakeOpenAI;
+let server: DevServer;
+let bare: DevServer;
+
+beforeAll(async () => {
+  fake = await startFakeOpenAI();
+  [server, bare] = await Promise.all([
+    startDevServer({ vars: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: KEY, OPENAI_MODEL: 'plain' } }),
+    startDevServer(), // no model configured
+  ]);
+});
+afterAll(async () => {
+  await Promise.all([server?.stop(), bare?.stop()]);
+  await fake?.close();
+});
+
+const start = (base: string, body: object) =>
+  fetch(`${base}/v1/runs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+
+describe('openai agent through wrangler dev', () => {
+  it('a reader resumed mid-stream gets the same text as an uninterrupted read', async () => {
+    const res = await start(server.url, { agent: 'openai', query: 'count', options: { model: 'slow-150' } });
+    expect(res.status).toBe(201);
+    const { requestId, token } = (await res.json()) as { requestId: string; token: string };
+    const url = `${server.url}/v1/runs/${requestId}/events?token=${token}`;
+    const [partial, whole] = await Promise.all([readSse(url, {}, (evs) => evs.length >= 30), readSse(url)]);
+    const rest = await readSse(url, { headers: { 'Last-Event-ID': String(partial.events.at(-1)!.data.seq) } });
+    const resumed = [...partial.events, ...rest.events];
+    expect(seqsOf(resumed)).toEqual(range(1, whole.events.length));
+    expect(textOf(resumed)).toBe(textOf(whole.events));
+    expect(textOf(whole.events)).toBe(Array.from({ length: 150 }, (_, i) => `w${i} `).join(''));
+    expect(whole.events.at(-1)!.data).toMatchObject({ type: 'done', state: 'completed' });
+    expect(whole.events.at(-2)!.data).toMatchObject({ type: 'result', data: { finishReason: 'stop' } });
+  });
+
+  it('cancel aborts the upstream request', async () => {
+    const before = fake.requests.length;
+    const res = await start(server.url, { agent: 'openai', query: 'long', options: { model: 'slow-2000' } });
+    const { requestId, token } = (await res.json()) as { requestId: string; token: string };
+    await readSse(`${server.url}/v1/runs/${requestId}/events?token=${token}`, {}, (evs) => evs.some((e) => e.event === 'delta'));
+    const cancel = await fetch(`${server.url}/v1/runs/${requestId}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    expect(cancel.status).toBe(202);
+    const upstream = fake.requests[before]!;
+    await upstream.closed; // the test server saw the socket close
+    expect(upstream.closedEarly()).toBe(true);
+    expect(await waitForState(server.url, requestId, token)).toMatchObject({ state: 'cancelled' });
+  });
+
+  it('an upstream error becomes an error event and done failed, without the key', async () => {
+    const res = await start(server.url, { agent: 'openai', query: 'q', options: { model: 'http-401' } });
+    const { requestId, token } = (await res.json()) as { requestId: string; token: string };
+    const read = await readSse(`${server.url}/v1/runs/${requestId}/events?token=${token}`);
+    expect(read.events.slice(-2).map((e) => e.data)).toMatchObject([
+      { type: 'error', code: 'upstream_auth', retryable: false },
+      { type: 'done', state: 'failed' },
+    ]);
+    expect(read.raw).not.toContain(KEY);
+    expect(server.output()).not.toContain(KEY);
+  });
+
+  it('lists openai only where it is configured, and refuses it elsewhere with agent_not_configured', async () => {
+    const names = async (base: string) => ((await (await fetch(`${base}/v1/agents`)).json()) as any).agents.map((a: any) => a.name);
+    expect(await names(server.url)).toEqual(expect.arrayContaining(['demo', 'openai']));
+    expect(await names(bare.url)).toEqual(['demo']);
+    const refused = await start(bare.url, { agent: 'openai', query: 'q' });
+    expect(refused.status).toBe(400);
+    const body = (await refused.json()) as any;
+    expect(body.error.code).toBe('agent_not_configured');
+    expect(body.error.message).toMatch(/OPENAI_API_KEY/);
+    const badOption = await start(server.url, { agent: 'openai', query: 'q', options: { baseUrl: 'http://evil.example' } });
+    expect(badOption.status).toBe(400);
+  });
+});
