@@ -1,0 +1,12 @@
+/**
+ * edgestream client: follow an agent run over SSE, resumably.
+ *
+ * @example
+ * import { startRun } from 'https://HOST/client.js';
+ * const run = startRun({ endpoint: 'https://HOST', query: 'Hello', persistKey: 'my-run' });
+ * for await (const event of run) if (event.type === 'delta') output.append(event.text);
+ */
+export { AgentRun, startRun, resumeRun, DEFAULT_HEARTBEAT_MS, type RunOptions } from './run';
+export { backoffDelay, retryAfterMs, type BackoffOptions } from './backoff';
+export { loadHandle, saveHandle, clearHandle, type HandleStorage } from './persist';
+export type * from './types';

@@ -1,0 +1,149 @@
+// The client against a scripted server that fails in every way a network
+// and a server can: the run must still arrive exactly once and in order.
+import { afterEach, describe, expect, it } from 'vitest';
+import { AgentRun, backoffDelay, retryAfterMs, type RunEvent } from '../../src/client/index';
+import { BACKOFF_DEFAULTS } from '../../src/client/backoff';
+import { SCRIPTED_ID, SCRIPTED_TOKEN, startScriptedServer, type ScriptedServer, type Step } from '../support/scripted-server';
+import { range } from '../support/sse';
+
+let server: ScriptedServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+const FAST = { initialMs: 10, maxMs: 50, maxAttempts: 8, resetAfterMs: 10_000 };
+
+async function follow(total: number, script: Step[], extra: Partial<ConstructorParameters<typeof AgentRun>[0]> = {}) {
+  server = await startScriptedServer(total, script);
+  const events: RunEvent[] = [];
+  const states: string[] = [];
+  const run = new AgentRun({
+    endpoint: server.url,
+    query: 'q',
+    backoff: FAST,
+    heartbeatMs: 100,
+    onEvent: (e) => events.push(e),
+    onState: (s) => states.push(s),
+    ...extra,
+  });
+  await run.finished;
+  return { run, events, states, requests: server.requests };
+}
+
+describe('client against a misbehaving server', () => {
+  it('resumes through repeated cuts with Last-Event-ID, never re-POSTing, exactly once in order', async () => {
+    const { run, events, requests, states } = await follow(60, Array.from({ length: 20 }, () => ({ send: 7, then: 'cut' as const })));
+    expect(events.map((e) => e.seq)).toEqual(range(1, 60));
+    expect(run.runState).toBe('completed');
+    expect(run.state).toBe('closed');
+    expect(requests[0]!.method).toBe('POST');
+    expect(requests.slice(1).every((r) => r.method === 'GET' && r.path === `/v1/runs/${SCRIPTED_ID}/events`)).toBe(true);
+    expect(requests.slice(1).map((r) => Number(r.lastEventId))).toEqual(range(1, requests.length - 1).map((i) => Math.min(7 * i, 60)));
+    expect(states).toContain('reconnecting');
+    expect(states.at(-1)).toBe('closed');
+  });
+
+  it('drops duplicates the server repeats', async () => {
+    const { events } = await follow(30, [{ send: 10, then: 'cut' }, { duplicates: 5, send: 10, then: 'cut' }, { duplicates: 3 }]);
+    expect(events.map((e) => e.seq)).toEqual(range(1, 30));
+  });
+
+  it('reconnects from the last contiguous seq when it sees a gap', async () => {
+    const { events, requests } = await follow(30, [{ send: 5, then: 'close' }, { skip: true }, {}]);
+    expect(events.map((e) => e.seq)).toEqual(range(1, 30));
+    // the gapped connection delivered seq 6, then jumped: resume from 6
+    expect(requests[2]!.lastEventId).toBe('6');
+  });
+
+  it('treats a silent connection as dead after 2.5 heartbeats and reconnects', async () => {
+    const started = Date.now();
+    const { events, requests } = await follow(20, [{ send: 5, then: 'stall' }, {}]);
+    expect(events.map((e) => e.seq)).toEqual(range(1, 20));
+    expect(requests).toHaveLength(2);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+  });
+
+  it('honours Retry-After on 429 and retries 503', async () => {
+    const { events, requests } = await follow(10, [{ send: 3, then: 'cut' }, { status: 429, retryAfter: '1' }, { status: 503 }, {}]);
+    expect(events.map((e) => e.seq)).toEqual(range(1, 10));
+    expect(requests[2]!.at - requests[1]!.at).toBeGreaterThanOrEqual(950);
+  });
+
+  it('stops for good on 204: nothing can follow', async () => {
+    const { run, requests } = await follow(10, [{ send: 3, then: 'cut' }, { status: 204 }]);
+    expect(run.state).toBe('closed');
+    expect(requests).toHaveLength(2);
+  });
+
+  it('stops with an error on 404 and other 4xx, without retrying', async () => {
+    const { run, requests } = await follow(10, [{ send: 3, then: 'cut' }, { status: 404, code: 'run_not_found' }]);
+    expect(run.state).toBe('error');
+    expect(run.error).toMatchObject({ code: 'run_not_found', status: 404 });
+    expect(requests).toHaveLength(2);
+  });
+
+  it('gives up after maxAttempts and says so', async () => {
+    const { run, requests } = await follow(10, [{ send: 2, then: 'cut' }, ...Array.from({ length: 10 }, () => ({ status: 503 }))], {
+      backoff: { ...FAST, maxAttempts: 3 },
+    });
+    expect(run.state).toBe('error');
+    expect(run.error!.code).toBe('retries_exhausted');
+    expect(requests).toHaveLength(1 + 3); // the start, then three reconnection attempts
+  });
+
+  it('persists the handle while running and clears it at done', async () => {
+    const store = new Map<string, string>();
+    const storage = { getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => void store.set(k, v), removeItem: (k: string) => void store.delete(k) };
+    const seen: (string | undefined)[] = [];
+    const { run } = await follow(12, [{ send: 4, then: 'cut' }, {}], {
+      persistKey: 'k',
+      storage,
+      onEvent: (e) => seen.push(e.seq === 4 ? store.get('k') : undefined),
+    });
+    expect(JSON.parse(seen[3]!)).toEqual({ requestId: SCRIPTED_ID, token: SCRIPTED_TOKEN, lastEventId: 4 });
+    expect(store.has('k')).toBe(false);
+    expect(run.runState).toBe('completed');
+  });
+
+  it('applies backpressure: reads only as far ahead of a slow iterator as its high-water mark', async () => {
+    server = await startScriptedServer(300, []);
+    const run = new AgentRun({ endpoint: server.url, query: 'q', highWaterMark: 8 });
+    let consumed = 0;
+    let maxAhead = 0;
+    for await (const event of run) {
+      consumed++;
+      maxAhead = Math.max(maxAhead, run.lastEventId - event.seq);
+      if (consumed % 50 === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(consumed).toBe(300);
+    expect(maxAhead).toBeLessThanOrEqual(8);
+  });
+
+  it('disconnects on AbortSignal without cancelling, and keeps the handle', async () => {
+    server = await startScriptedServer(1000, [{ send: 5, then: 'stall' }]);
+    const abort = new AbortController();
+    const run = new AgentRun({ endpoint: server.url, query: 'q', signal: abort.signal, onEvent: (e) => e.seq === 5 && abort.abort() });
+    await run.finished;
+    expect(run.state).toBe('closed');
+    expect(run.handle).toEqual({ requestId: SCRIPTED_ID, token: SCRIPTED_TOKEN, lastEventId: 5 });
+    expect(server.requests.map((r) => r.path)).toEqual(['/v1/runs']); // no cancel was sent
+  });
+});
+
+describe('backoff', () => {
+  it('draws full jitter below an exponentially growing, capped ceiling', () => {
+    const opts = { ...BACKOFF_DEFAULTS, initialMs: 100, maxMs: 1000 };
+    expect(backoffDelay(0, opts, () => 0.999)).toBe(99);
+    expect(backoffDelay(3, opts, () => 0.5)).toBe(400);
+    expect(backoffDelay(10, opts, () => 0.999)).toBe(999);
+    expect(backoffDelay(5, opts, () => 0)).toBe(0);
+  });
+
+  it('reads Retry-After as seconds or an HTTP date', () => {
+    expect(retryAfterMs('3')).toBe(3000);
+    expect(retryAfterMs(new Date(10_000).toUTCString(), 5_000)).toBe(5000);
+    expect(retryAfterMs('soon')).toBeNull();
+    expect(retryAfterMs(null)).toBeNull();
+  });
+});
