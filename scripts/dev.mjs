@@ -1,8 +1,7 @@
 #!/usr/bin/env node
-// `npm run dev`: build the static client, then wrangler dev on 127.0.0.1:8787,
+// `npm run dev`: wrangler dev on 127.0.0.1:8787 (its [build] bundles the client),
 // quiet and offline (no metrics, no Request.cf fetch, no banner).
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 
 const env = {
   ...process.env,
@@ -12,13 +11,7 @@ const env = {
   WRANGLER_HIDE_BANNER: 'true',
 };
 const port = process.env.PORT ?? '8787';
-if (existsSync('scripts/build-client.mjs')) {
-  await new Promise((resolve, reject) =>
-    spawn(process.execPath, ['scripts/build-client.mjs'], { stdio: 'inherit' }).on('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`client build failed (${code})`)),
-    ),
-  );
-}
+// wrangler.toml's [build] bundles the static client before serving.
 const child = spawn(
   'wrangler',
   ['dev', '--ip', '127.0.0.1', '--port', port, '--inspector-port', '0', '--show-interactive-dev-session=false', ...process.argv.slice(2)],
