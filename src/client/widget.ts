@@ -27,6 +27,11 @@ interface WidgetConfig {
   open: boolean;
 }
 
+const CHAT_ICON =
+  '<svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z"/></svg>';
+
+const RUN_LABEL = { completed: 'Completed', failed: 'Failed', cancelled: 'Cancelled' } as const;
+
 const STATE_LABEL: Record<ConnectionState, string> = {
   connecting: 'Connecting…',
   open: 'Live',
@@ -70,7 +75,10 @@ function render(root: ShadowRoot, config: WidgetConfig) {
   };
   const style = h('style');
   style.textContent = WIDGET_CSS;
-  const launcher = h('button', { class: 'launcher', type: 'button', 'aria-expanded': 'false', 'aria-controls': 'es-panel' }, '💬 ' + config.title);
+  const launcher = h('button', { class: 'launcher', type: 'button', 'aria-expanded': 'false', 'aria-controls': 'es-panel' });
+  // An inline icon, not an emoji: emoji fonts are missing on many systems.
+  launcher.innerHTML = CHAT_ICON; // a constant of ours, not model text
+  launcher.append(config.title);
   const panel = h('section', { class: 'panel', id: 'es-panel', role: 'dialog', 'aria-label': config.title, hidden: '' });
   const header = h('header');
   const title = h('h2', {}, config.title);
@@ -117,9 +125,10 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
     if (open) el.input.focus();
     else el.launcher.focus();
   };
-  const setConn = (state: ConnectionState) => {
+  const setConn = (state: ConnectionState, from?: AgentRun) => {
     el.conn.dataset.state = state;
-    el.conn.textContent = STATE_LABEL[state];
+    // Once the run has ended, say how, rather than "Idle".
+    el.conn.textContent = state === 'closed' && from?.runState ? RUN_LABEL[from.runState] : STATE_LABEL[state];
   };
   const setBusy = (busy: boolean) => {
     el.stop.hidden = !busy;
