@@ -1,0 +1,36 @@
+import { env } from 'cloudflare:workers';
+import { runInDurableObject } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import { EventLog } from '../../src/run/event-log';
+import { openReader } from '../../src/sse/stream';
+
+const frame = (seq: number) => `id: ${seq}\nevent: delta\ndata: {"seq":${seq},"text":"${'x'.repeat(200)}"}\n\n`;
+
+describe('a reader whose client stops reading', () => {
+  it('is dropped after the stall timeout, while the log keeps taking events', () =>
+    runInDurableObject(env.RUNS.get(env.RUNS.newUniqueId()), async (_o, state) => {
+      const log = new EventLog(state.storage.sql);
+      let closedAt = 0;
+      const started = Date.now();
+      // Never read `body`: its writes stop completing once the stream's queue is full.
+      const body = openReader({
+        log,
+        afterSeq: 0,
+        retryMs: 1000,
+        heartbeatMs: 10_000,
+        stallMs: 300,
+        ended: () => false,
+        gone: () => false,
+        onClose: () => (closedAt = Date.now()),
+      });
+      for (let i = 0; i < 2000; i++) log.append(log.nextSeq, frame(log.nextSeq));
+      log.flush(); // the producer never waits for a reader
+      expect(log.durableSeq).toBe(2000);
+      for (let i = 0; i < 40 && closedAt === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(closedAt).toBeGreaterThan(0);
+      expect(closedAt - started).toBeGreaterThanOrEqual(300);
+      // Aborted, not closed: the client sees a broken stream (and resumes), never a clean end.
+      const outcome = await body.getReader().read().then(() => 'read', () => 'errored');
+      expect(outcome).toBe('errored');
+    }));
+});
