@@ -40,6 +40,11 @@ const ConfigSchema = z.object({
 
 export type Config = z.infer<typeof ConfigSchema>;
 
+/** A deployment mistake. Its message names variables and rules, never values (they may be secrets). */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
 const cache = new WeakMap<object, Config>();
 
 /**
@@ -53,7 +58,7 @@ export function getConfig(env: AppEnv): Config {
     const parsed = ConfigSchema.safeParse(env);
     if (!parsed.success) {
       const where = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-      throw new Error(`invalid configuration: ${where}`);
+      throw new ConfigError(`invalid configuration: ${where}`);
     }
     config = parsed.data;
     cache.set(env, config);

@@ -6,6 +6,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { ConfigError } from './config';
 
 export const ERROR_STATUS = {
   invalid_json: 400,
@@ -56,8 +57,13 @@ export function errorResponse(c: Context, err: unknown): Response {
     const code = codeForStatus(err.status);
     return c.json(errorBody(code, err.message || code), ERROR_STATUS[code]);
   }
-  // Unexpected: log the kind, never the message or stack (they may hold secrets).
-  console.error(`internal error: ${(err as Error)?.name ?? typeof err}`);
+  if (err instanceof ConfigError) {
+    // Safe to log whole: it names the variable to fix, not its value.
+    console.error(err.message);
+  } else {
+    // Unexpected: log the kind, never the message or stack (they may hold secrets).
+    console.error(`internal error: ${(err as Error)?.name ?? typeof err}`);
+  }
   return c.json(errorBody('internal', 'internal error; please retry'), 500);
 }
 

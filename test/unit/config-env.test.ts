@@ -2,7 +2,7 @@
 // with the test env plus those variables (same bindings, same Durable Objects).
 import { env } from 'cloudflare:workers';
 import { createExecutionContext } from 'cloudflare:test';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import worker from '../../src/index';
 import { BASE, readSse } from './helpers';
 
@@ -126,5 +126,19 @@ describe('rate limiting of run starts', () => {
         body: '{}',
       });
     for (let i = 0; i < 35; i++) expect((await keyed('203.0.113.9')).status).toBe(400);
+  });
+});
+
+describe('a broken deployment variable', () => {
+  it('answers 500 internal as JSON, without the reason or a stack trace, and logs which variable', async () => {
+    const logged: string[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void logged.push(args.join(' ')));
+    const res = await callWith({ HEARTBEAT_MS: 'soon' }, '/v1/agents');
+    spy.mockRestore();
+    expect(logged.join('\n')).toMatch(/HEARTBEAT_MS: must be an integer/);
+    expect(logged.join('\n')).not.toContain('soon');
+    expect(res.status).toBe(500);
+    const body = (await res.json()) as any;
+    expect(body).toEqual({ error: { code: 'internal', message: 'internal error; please retry' } });
   });
 });
