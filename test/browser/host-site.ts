@@ -23,9 +23,10 @@ export async function startHostSite(endpoint: string, widgetAttrs: Record<string
     logLevel: 'warning',
   });
   const reactJs = react.outputFiles[0]!.text;
-  const attrs = Object.entries({ 'data-endpoint': endpoint, 'data-open': 'true', ...widgetAttrs })
-    .map(([k, v]) => `${k}='${v}'`)
-    .join(' ');
+  const attrsOf = (extra: Record<string, string>) =>
+    Object.entries({ 'data-endpoint': endpoint, 'data-open': 'true', ...widgetAttrs, ...extra })
+      .map(([k, v]) => `${k}='${v}'`)
+      .join(' ');
   const server = createServer((req, res) => {
     if (req.url === '/react') {
       res.writeHead(200, { 'Content-Type': 'text/html' });
@@ -34,6 +35,8 @@ export async function startHostSite(endpoint: string, widgetAttrs: Record<string
       res.writeHead(200, { 'Content-Type': 'text/javascript' });
       res.end(reactJs);
     } else {
+      // `/fail` embeds a widget whose demo runs fail after 3 deltas.
+      const attrs = attrsOf(req.url === '/fail' ? { 'data-options': JSON.stringify({ tokens: 20, delayMs: 5, failAfter: 3 }) } : {});
       res.writeHead(200, { 'Content-Type': 'text/html' });
       res.end(`<!doctype html><html><head><title>Someone's blog</title>
 <style>body{font-family:Georgia,serif;margin:40px;background:#fafafa} .launcher{color:red!important} button{background:lime}</style></head>

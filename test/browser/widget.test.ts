@@ -121,6 +121,22 @@ describe('widget embedded on another origin', () => {
     await page.close();
   });
 
+  it("shows a failed run's error with a Retry button that asks again", async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${site.url}/fail`);
+    const posts: string[] = [];
+    page.on('request', (r) => r.method() === 'POST' && r.url().endsWith('/v1/runs') && posts.push(r.url()));
+    await ask(page, 'fail please');
+    await expect.poll(() => w(page, '.error span').textContent(), { timeout: 20_000 }).toMatch(/failed after 3 deltas/);
+    expect(await w(page, '.final').textContent()).toBe('Run failed.');
+    expect(await w(page, '.conn').textContent()).toBe('Failed');
+    await w(page, '.error button').click();
+    await expect.poll(() => posts.length, { timeout: 20_000 }).toBe(2);
+    await expect.poll(() => w(page, '.final').textContent(), { timeout: 20_000 }).toBe('Run failed.');
+    expect(await w(page, '.question').textContent()).toBe('fail please');
+    await page.close();
+  });
+
   it('works with the keyboard alone', async () => {
     const page = await browser.context.newPage();
     await page.goto(site.url);
