@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import type { AgentEvent } from '../events';
+import { sleep } from '../lib/timing';
 import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
 
 export const DemoOptions = z
@@ -86,19 +87,6 @@ export function* demoScript(query: string, options: DemoOptions): Generator<Agen
 
 function capitalise(word: string): string {
   return word.charAt(0).toUpperCase() + word.slice(1);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 export const demoAgent: Agent<DemoOptions> = {

@@ -7,11 +7,10 @@
  * tokens; never where the request goes or with which key.
  */
 import { z } from 'zod';
-import type { AgentEvent } from '../events';
 import type { AppEnv } from '../env';
-import { chatMessages, toolCallsCollector, usageData } from './chat-stream';
+import { chatMessages, readChatStream } from './chat-stream';
 import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
-import { parseChunk, sseDataBatches, upstreamHttpError } from './upstream-sse';
+import { upstreamHttpError } from './upstream-sse';
 
 export const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 export const OPENAI_DEFAULT_MODEL = 'gpt-4o-mini';
@@ -29,8 +28,6 @@ export const OpenAIOptions = z
   })
   .strict();
 export type OpenAIOptions = z.infer<typeof OpenAIOptions>;
-
-const MESSAGE_ID = 'm1';
 
 export const openaiAgent: Agent<OpenAIOptions> = {
   name: 'openai',
@@ -56,7 +53,21 @@ export const openaiAgent: Agent<OpenAIOptions> = {
     yield { type: 'status', status: 'generating', message: `Asking ${model}` };
     const res = await requestCompletion(env, body, signal);
     if (!res) return; // cancelled before the model answered
-    yield* readCompletion(res, signal, idleTimeout(env), model);
+    yield* readChatStream(res.body!, signal, {
+      provider: 'model',
+      model,
+      idleMs: idleTimeout(env),
+      parts: (chunk) => {
+        const choice = chunk?.choices?.[0];
+        return {
+          content: choice?.delta?.content,
+          toolCalls: choice?.delta?.tool_calls,
+          finishReason: choice?.finish_reason,
+          usage: chunk?.usage,
+          error: Boolean(chunk?.error),
+        };
+      },
+    });
   },
 };
 
@@ -83,48 +94,4 @@ async function requestCompletion(env: AppEnv, body: unknown, signal: AbortSignal
   }
   if (!res.body) throw new AgentError('upstream_malformed', 'the model endpoint answered without a body', true);
   return res;
-}
-
-/** Map the streamed chunks to events; one `delta` per network chunk, so storage sees few, larger events. */
-async function* readCompletion(res: Response, signal: AbortSignal, idleMs: number, model: string): AsyncGenerator<AgentEvent> {
-  let text = '';
-  let finishReason: string | null = null;
-  let usage: Record<string, number> | undefined;
-  let sawDone = false;
-  const tools = toolCallsCollector();
-  for await (const batch of sseDataBatches(res.body!, signal, idleMs)) {
-    let piece = '';
-    for (const data of batch) {
-      if (data.trim() === '[DONE]') {
-        sawDone = true;
-        continue;
-      }
-      const chunk = parseChunk(data);
-      if (chunk?.error) {
-        throw new AgentError('upstream_error', 'the model reported an error mid-stream', true);
-      }
-      if (chunk?.usage) usage = usageData(chunk.usage);
-      const choice = chunk?.choices?.[0];
-      if (!choice) continue;
-      const content = choice.delta?.content;
-      if (typeof content === 'string') piece += content;
-      if (Array.isArray(choice.delta?.tool_calls)) tools.add(choice.delta.tool_calls);
-      if (choice.finish_reason) finishReason = choice.finish_reason;
-    }
-    if (piece) {
-      text += piece;
-      yield { type: 'delta', messageId: MESSAGE_ID, text: piece };
-    }
-  }
-  if (signal.aborted) return;
-  if (!sawDone) {
-    throw new AgentError('upstream_incomplete', 'the model stream ended before [DONE]', true);
-  }
-  for (const call of tools.calls()) {
-    yield { type: 'tool', messageId: MESSAGE_ID, name: call.name, phase: 'call', input: call.input };
-  }
-  const data: Record<string, unknown> = { model, finishReason };
-  if (usage) data.usage = usage;
-  if (tools.calls().length) data.toolCalls = tools.calls();
-  yield { type: 'result', messageId: MESSAGE_ID, text, data };
 }

@@ -4,6 +4,7 @@
  * Workers AI agents; parsing is eventsource-parser's, not ours.
  */
 import { createParser } from 'eventsource-parser';
+import { readWithin } from '../lib/timing';
 import { AgentError } from './types';
 
 /** The `data` strings of the events completed by one network chunk. */
@@ -29,7 +30,7 @@ export async function* sseDataBatches(
     for (;;) {
       const result = await readWithin(reader, idleMs);
       if (signal.aborted) return;
-      if (result === 'idle') {
+      if (result === 'timeout') {
         throw new AgentError('upstream_timeout', `the model sent nothing for ${idleMs} ms`, true);
       }
       if (result.done) break;
@@ -49,21 +50,6 @@ export async function* sseDataBatches(
   } finally {
     signal.removeEventListener('abort', onAbort);
     reader.cancel().catch(() => {}); // release the upstream connection whatever happened
-  }
-}
-
-async function readWithin(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  ms: number,
-): Promise<ReadableStreamReadResult<Uint8Array> | 'idle'> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const idle = new Promise<'idle'>((resolve) => {
-    timer = setTimeout(() => resolve('idle'), ms);
-  });
-  try {
-    return await Promise.race([reader.read(), idle]);
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
   }
 }
 

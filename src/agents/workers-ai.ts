@@ -7,10 +7,8 @@
  * instead; both are read), then `data: [DONE]`.
  */
 import { z } from 'zod';
-import type { AgentEvent } from '../events';
-import { chatMessages, usageData } from './chat-stream';
+import { chatMessages, readChatStream } from './chat-stream';
 import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
-import { parseChunk, sseDataBatches } from './upstream-sse';
 
 export const WORKERS_AI_DEFAULT_MODEL = '@cf/meta/llama-3.1-8b-instruct';
 /** No byte for this long fails the run; the binding has no timeout of its own we can rely on. */
@@ -27,8 +25,6 @@ export const WorkersAIOptions = z
   })
   .strict();
 export type WorkersAIOptions = z.infer<typeof WorkersAIOptions>;
-
-const MESSAGE_ID = 'm1';
 
 export const workersAiAgent: Agent<WorkersAIOptions> = {
   name: 'workers-ai',
@@ -57,34 +53,16 @@ export const workersAiAgent: Agent<WorkersAIOptions> = {
     if (!(stream instanceof ReadableStream)) {
       throw new AgentError('upstream_malformed', 'Workers AI did not return a stream', true);
     }
-    yield* readStream(stream as ReadableStream<Uint8Array>, signal, model);
+    yield* readChatStream(stream as ReadableStream<Uint8Array>, signal, {
+      provider: 'Workers AI',
+      model,
+      idleMs: WORKERS_AI_IDLE_TIMEOUT_MS,
+      // Older models send `response`; newer ones the OpenAI shape.
+      parts: (chunk) => ({
+        content: typeof chunk?.response === 'string' ? chunk.response : chunk?.choices?.[0]?.delta?.content,
+        finishReason: chunk?.choices?.[0]?.finish_reason,
+        usage: chunk?.usage,
+      }),
+    });
   },
 };
-
-async function* readStream(body: ReadableStream<Uint8Array>, signal: AbortSignal, model: string): AsyncGenerator<AgentEvent> {
-  let text = '';
-  let usage: Record<string, number> | undefined;
-  let sawDone = false;
-  for await (const batch of sseDataBatches(body, signal, WORKERS_AI_IDLE_TIMEOUT_MS)) {
-    let piece = '';
-    for (const data of batch) {
-      if (data.trim() === '[DONE]') {
-        sawDone = true;
-        continue;
-      }
-      const chunk = parseChunk(data);
-      if (chunk?.usage) usage = usageData(chunk.usage);
-      const content = typeof chunk?.response === 'string' ? chunk.response : chunk?.choices?.[0]?.delta?.content;
-      if (typeof content === 'string') piece += content;
-    }
-    if (piece) {
-      text += piece;
-      yield { type: 'delta', messageId: MESSAGE_ID, text: piece };
-    }
-  }
-  if (signal.aborted) return;
-  if (!sawDone) throw new AgentError('upstream_incomplete', 'the Workers AI stream ended before [DONE]', true);
-  const data: Record<string, unknown> = { model };
-  if (usage) data.usage = usage;
-  yield { type: 'result', messageId: MESSAGE_ID, text, data };
-}

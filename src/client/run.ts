@@ -15,6 +15,7 @@
  */
 import { createParser } from 'eventsource-parser';
 import { BACKOFF_DEFAULTS, backoffDelay, retryAfterMs, type BackoffOptions } from './backoff';
+import { readWithin, sleep } from '../lib/timing';
 import { clearHandle, loadHandle, saveHandle, type HandleStorage } from './persist';
 import type { ChatMessage, ClientError, ConnectionState, RunEvent, RunHandle, TerminalState } from './types';
 
@@ -236,7 +237,7 @@ export class AgentRun implements AsyncIterable<RunEvent> {
     try {
       for (;;) {
         const chunk = await readWithin(reader, watchdogMs);
-        if (chunk === 'stalled') return 'stalled';
+        if (chunk === 'timeout') return 'stalled';
         if (chunk.done) return 'dropped';
         parser.feed(decoder.decode(chunk.value, { stream: true }));
         const batch = parsed;
@@ -343,32 +344,4 @@ async function errorOf(res: Response): Promise<ClientError> {
     // not JSON: keep the status
   }
   return { code, message, status: res.status };
-}
-
-async function readWithin(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  ms: number,
-): Promise<ReadableStreamReadResult<Uint8Array> | 'stalled'> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const stalled = new Promise<'stalled'>((resolve) => {
-    timer = setTimeout(() => resolve('stalled'), ms);
-  });
-  try {
-    return await Promise.race([reader.read(), stalled]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
