@@ -90,7 +90,7 @@ export async function* readChatStream(
     for (const data of batch) {
       if (data.trim() === '[DONE]') {
         sawDone = true;
-        continue;
+        break; // nothing after [DONE] belongs to the answer
       }
       const parts = opts.parts(parseChunk(data));
       if (parts.error) throw new AgentError('upstream_error', `${opts.provider} reported an error mid-stream`, true);
@@ -103,6 +103,9 @@ export async function* readChatStream(
       text += piece;
       yield { type: 'delta', messageId: MESSAGE_ID, text: piece };
     }
+    // The answer is complete at [DONE]; a server or proxy that keeps the
+    // connection open after it must not turn a finished answer into a timeout.
+    if (sawDone) break;
   }
   if (signal.aborted) return;
   if (!sawDone) throw new AgentError('upstream_incomplete', `the ${opts.provider} stream ended before [DONE]`, true);

@@ -9,9 +9,14 @@
 import { z } from 'zod';
 import { chatMessages, readChatStream } from './chat-stream';
 import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
+import { firstByteGuard, idleMsFrom, untilAborted } from './upstream-timeouts';
 
 export const WORKERS_AI_DEFAULT_MODEL = '@cf/meta/llama-3.1-8b-instruct';
-/** No byte for this long fails the run; the binding has no timeout of its own we can rely on. */
+/**
+ * No byte for this long fails the run; the binding has no timeout of its own
+ * we can rely on. Generous for the same reason as OpenAI's (thinking models).
+ * WORKERS_AI_IDLE_TIMEOUT_MS overrides.
+ */
 export const WORKERS_AI_IDLE_TIMEOUT_MS = 60_000;
 
 export const WorkersAIOptions = z
@@ -32,7 +37,9 @@ export const workersAiAgent: Agent<WorkersAIOptions> = {
   options: WorkersAIOptions,
   deterministic: false,
   notConfigured(env) {
-    return env.AI ? null : 'add `[ai] binding = "AI"` to wrangler.toml (needs a Cloudflare account: Workers AI runs remotely)';
+    return env.AI
+      ? null
+      : 'add `[ai] binding = "AI"` to wrangler.toml and deploy (Workers AI runs only on Cloudflare: with the binding, `wrangler dev` needs `wrangler login` or CLOUDFLARE_API_TOKEN)';
   },
   async *run(input: AgentInput<WorkersAIOptions>, signal: AbortSignal, ctx: AgentContext) {
     const ai = ctx.env.AI;
@@ -42,13 +49,23 @@ export const workersAiAgent: Agent<WorkersAIOptions> = {
     if (input.options.temperature !== undefined) params.temperature = input.options.temperature;
     if (input.options.maxTokens !== undefined) params.max_tokens = input.options.maxTokens;
 
+    // Not declared in AppEnv (src/env.ts belongs to the run layer); read loosely.
+    const idleMs = idleMsFrom((ctx.env as { WORKERS_AI_IDLE_TIMEOUT_MS?: string }).WORKERS_AI_IDLE_TIMEOUT_MS, WORKERS_AI_IDLE_TIMEOUT_MS);
+
     yield { type: 'status', status: 'generating', message: `Asking ${model}` };
+    const guard = firstByteGuard(signal, idleMs);
     let stream: unknown;
     try {
-      stream = await (ai.run as (m: string, p: unknown, o?: unknown) => Promise<unknown>)(model, params, { signal });
+      const run = ai.run as (m: string, p: unknown, o?: unknown) => Promise<unknown>;
+      stream = await untilAborted(run.call(ai, model, params, { signal: guard.signal }), guard.signal, (late) => {
+        if (late instanceof ReadableStream) late.cancel().catch(() => {}); // nobody will read it
+      });
     } catch {
       if (signal.aborted) return;
+      if (guard.timedOut()) throw new AgentError('upstream_timeout', `Workers AI did not answer within ${idleMs} ms`, true);
       throw new AgentError('upstream_unavailable', `Workers AI could not run ${model}`, true);
+    } finally {
+      guard.answered();
     }
     if (!(stream instanceof ReadableStream)) {
       throw new AgentError('upstream_malformed', 'Workers AI did not return a stream', true);
@@ -56,7 +73,7 @@ export const workersAiAgent: Agent<WorkersAIOptions> = {
     yield* readChatStream(stream as ReadableStream<Uint8Array>, signal, {
       provider: 'Workers AI',
       model,
-      idleMs: WORKERS_AI_IDLE_TIMEOUT_MS,
+      idleMs,
       // Older models send `response`; newer ones the OpenAI shape.
       parts: (chunk) => ({
         content: typeof chunk?.response === 'string' ? chunk.response : chunk?.choices?.[0]?.delta?.content,

@@ -131,6 +131,41 @@ describe('openai agent', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
+  it('fails a server that never answers after the idle timeout, and closes the request', async () => {
+    const before = fake.requests.length;
+    const started = Date.now();
+    const err = await failure({ model: 'no-headers' }, { OPENAI_IDLE_TIMEOUT_MS: '300' });
+    expect(err.code).toBe('upstream_timeout');
+    expect(err.retryable).toBe(true);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const upstream = fake.requests[before]!;
+    await upstream.closed;
+    expect(upstream.closedEarly()).toBe(true);
+  });
+
+  it('completes at [DONE] even when the server keeps the connection open', async () => {
+    const before = fake.requests.length;
+    const started = Date.now();
+    // The idle timeout is long: finishing quickly shows [DONE] ended the read, not the timeout.
+    const events = await collect(openaiAgent, input({ model: 'done-open' }), env({ OPENAI_IDLE_TIMEOUT_MS: '30000' }));
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(events.at(-1)).toMatchObject({ type: 'result', text: PLAIN_TEXT });
+    const upstream = fake.requests[before]!;
+    await upstream.closed; // we hung up: the connection is not left dangling
+    expect(upstream.closedEarly()).toBe(true);
+  });
+
+  it('offers client-defined tools to the model and validates them', async () => {
+    const before = fake.requests.length;
+    const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather by city', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+    const parsed = openaiAgent.options.parse({ model: 'tool-calls', tools });
+    await collect(openaiAgent, input(parsed), env());
+    expect(fake.requests[before]!.body.tools).toEqual(tools);
+    expect(openaiAgent.options.safeParse({ tools: [{ type: 'function', function: { name: 'rm -rf /' } }] }).success).toBe(false);
+    expect(openaiAgent.options.safeParse({ tools: [{ type: 'code_interpreter' }] }).success).toBe(false);
+    expect(openaiAgent.options.safeParse({ tools: Array.from({ length: 33 }, () => tools[0]) }).success).toBe(false);
+  });
+
   it('fails clearly when the endpoint cannot be reached', async () => {
     const err = await failure({}, { OPENAI_BASE_URL: 'http://127.0.0.1:1/v1' });
     expect(err.code).toBe('upstream_unreachable');
@@ -155,9 +190,9 @@ describe('openai agent', () => {
     );
     const seen: string[] = [];
     try {
-      for (const model of ['plain', 'tool-calls', 'http-401', 'http-500', 'cut', 'malformed', 'no-done']) {
+      for (const model of ['plain', 'tool-calls', 'http-401', 'http-500', 'cut', 'malformed', 'no-done', 'error-chunk', 'stall', 'no-headers']) {
         try {
-          seen.push(JSON.stringify(await collect(openaiAgent, input({ model }), env())));
+          seen.push(JSON.stringify(await collect(openaiAgent, input({ model }), env({ OPENAI_IDLE_TIMEOUT_MS: '200' }))));
         } catch (err) {
           seen.push(JSON.stringify({ ...(err as AgentError), message: (err as Error).message }));
         }
@@ -168,7 +203,9 @@ describe('openai agent', () => {
     const everything = [...seen, ...logged].join('\n');
     expect(everything).not.toContain(KEY);
     expect(everything).not.toContain('sk-test');
-    expect(seen).toHaveLength(7);
+    expect(seen).toHaveLength(10);
+    // The failures really happened (so their messages were searched too).
+    expect(seen.filter((s) => s.includes('"code":"upstream_')).length).toBe(8);
   });
 
   it('is not configured without a key or base URL, and says what to set', () => {

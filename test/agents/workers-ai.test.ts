@@ -84,6 +84,27 @@ describe('workers-ai agent', () => {
     expect(deltas).toBe(3);
   });
 
+  it('fails with upstream_timeout when the binding never answers or goes silent, and aborts the call', async () => {
+    let seen: AbortSignal | undefined;
+    const hanging = { run: (_m: string, _i: unknown, o: { signal: AbortSignal }) => ((seen = o.signal), new Promise(() => {})) };
+    const started = Date.now();
+    const err = await collect(workersAiAgent, input(), { AI: hanging, WORKERS_AI_IDLE_TIMEOUT_MS: '200' }).catch((e) => e);
+    expect(err).toMatchObject({ code: 'upstream_timeout', retryable: true });
+    expect(seen!.aborted).toBe(true);
+    // A stream that starts, then says nothing more.
+    const silent = { run: async () => new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode(legacy(['a'])[0]!)) }) };
+    const err2 = await collect(workersAiAgent, input(), { AI: silent, WORKERS_AI_IDLE_TIMEOUT_MS: '200' }).catch((e) => e);
+    expect(err2).toMatchObject({ code: 'upstream_timeout', retryable: true });
+    // A stream that comes only after the timeout is cancelled, not left open.
+    let lateCancelled = false;
+    const late = new ReadableStream({ cancel: () => void (lateCancelled = true) });
+    const slow = { run: () => new Promise((r) => setTimeout(() => r(late), 400)) };
+    expect(await collect(workersAiAgent, input(), { AI: slow, WORKERS_AI_IDLE_TIMEOUT_MS: '100' }).catch((e) => e)).toMatchObject({ code: 'upstream_timeout' });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(lateCancelled).toBe(true);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it('refuses model names that are not Workers AI models, and says what to configure', () => {
     expect(workersAiAgent.options.safeParse({ model: 'gpt-4o' }).success).toBe(false);
     expect(workersAiAgent.notConfigured({} as never)).toMatch(/\[ai\] binding = "AI"/);

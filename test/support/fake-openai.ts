@@ -55,6 +55,7 @@ async function play(model: string, res: ServerResponse, socket: Socket, done: ()
     res.end(JSON.stringify(ERRORS[status] ?? { error: { message: 'error' } }));
     return;
   }
+  if (model === 'no-headers') return; // accepted the request, never answers: keep the socket open
   res.writeHead(200, SSE_HEADERS);
   const send = async (events: string[], gapMs: number) => {
     for (const e of events) {
@@ -98,6 +99,10 @@ async function play(model: string, res: ServerResponse, socket: Socket, done: ()
     case 'malformed':
       await send([...fixtureEvents('plain').slice(0, 3), 'data: {"choices":[{"delta":{"content":"x"}\n\n'], 2);
       break;
+    case 'done-open':
+      // The whole answer with [DONE], but the connection stays open (some proxies do this).
+      await send(fixtureEvents('plain'), 2);
+      return;
     case 'no-done':
       await send(fixtureEvents('plain').slice(0, -1), 2);
       break;
