@@ -76,3 +76,29 @@ export function upstreamHttpError(status: number, provider: string): AgentError 
   }
   return new AgentError('upstream_rejected', `${provider} rejected the request (HTTP ${status})`, false);
 }
+
+/**
+ * The first `maxBytes` of a response body as text (then the rest is dropped):
+ * enough to look into an error answer without trusting its size, or its
+ * sender to finish (each read waits at most `idleMs`).
+ */
+export async function textPrefix(res: Response, maxBytes: number, idleMs: number): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let bytes = 0;
+  try {
+    while (bytes < maxBytes) {
+      const result = await readWithin(reader, idleMs);
+      if (result === 'timeout' || result.done) break;
+      bytes += result.value.byteLength;
+      text += decoder.decode(result.value, { stream: true });
+    }
+  } catch {
+    // A broken error body: what was read is all there is to look at.
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  return text;
+}

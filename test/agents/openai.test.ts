@@ -166,6 +166,22 @@ describe('openai agent', () => {
     expect(openaiAgent.options.safeParse({ tools: Array.from({ length: 33 }, () => tools[0]) }).success).toBe(false);
   });
 
+  it('asks again without stream_options when the server refuses that field, and only then', async () => {
+    const before = fake.requests.length;
+    const events = await collect(openaiAgent, input({ model: 'strict' }), env());
+    expect(events.at(-1)).toMatchObject({ type: 'result', text: PLAIN_TEXT, data: { finishReason: 'stop' } });
+    expect((events.at(-1) as any).data.usage).toEqual({ prompt_tokens: 12, completion_tokens: 14, total_tokens: 26 });
+    const sent = fake.requests.slice(before).map((r) => r.body);
+    expect(sent).toHaveLength(2);
+    expect(sent[0].stream_options).toEqual({ include_usage: true });
+    expect(sent[1]).not.toHaveProperty('stream_options');
+    expect(sent[1]).toMatchObject({ model: 'strict', stream: true });
+    // A 400 about something else is not retried.
+    const once = fake.requests.length;
+    expect((await failure({ model: 'http-400' })).code).toBe('upstream_rejected');
+    expect(fake.requests.length - once).toBe(1);
+  });
+
   it('fails clearly when the endpoint cannot be reached', async () => {
     const err = await failure({}, { OPENAI_BASE_URL: 'http://127.0.0.1:1/v1' });
     expect(err.code).toBe('upstream_unreachable');

@@ -44,10 +44,27 @@ const ERRORS: Record<number, object> = {
   500: { error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } },
 };
 
+const STRICT_422 = {
+  object: 'error',
+  message: { detail: [{ type: 'extra_forbidden', loc: ['body', 'stream_options', 'include_usage'], msg: 'Extra inputs are not permitted', input: true }] },
+  type: 'invalid_request_error',
+  param: null,
+  code: null,
+};
+
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Scenarios by model name. `slow-N` streams N words, 20 ms apart. */
-async function play(model: string, res: ServerResponse, socket: Socket, done: () => boolean) {
+/**
+ * Scenarios by model name. `slow-N` streams N words, 20 ms apart; `strict`
+ * refuses `stream_options` like Mistral, then streams the plain answer.
+ */
+async function play(model: string, body: any, res: ServerResponse, socket: Socket, done: () => boolean) {
+  if (model === 'strict' && body?.stream_options) {
+    // Mistral's answer to a field it does not know (FastAPI-style 422).
+    res.writeHead(422, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(STRICT_422));
+    return;
+  }
   const http = /^http-(\d{3})$/.exec(model);
   if (http) {
     const status = Number(http[1]);
@@ -147,7 +164,7 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
       res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":{"message":"not found"}}');
       return;
     }
-    await play(String(body?.model ?? ''), res, req.socket, () => res.destroyed);
+    await play(String(body?.model ?? ''), body, res, req.socket, () => res.destroyed);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
