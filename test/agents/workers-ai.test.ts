@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { WORKERS_AI_DEFAULT_MODEL, workersAiAgent } from '../../src/agents/workers-ai';
 import { AgentError } from '../../src/agents/types';
-import { collect } from './contract';
+import { agentContractTests, collect } from './contract';
 
 function sseStream(frames: string[], opts: { gapMs?: number; signal?: AbortSignal } = {}): ReadableStream<Uint8Array> {
   const enc = new TextEncoder();
@@ -38,6 +38,17 @@ function fakeAi(frames: string[], gapMs = 0) {
 }
 
 const input = (options = {}) => ({ requestId: 'r', query: 'Hello?', messages: [{ role: 'system' as const, content: 'Be kind.' }], options });
+
+// The shared agent contract, with the stand-in binding (fresh streams per call).
+agentContractTests('workers-ai (stand-in binding)', () => {
+  const AI = {
+    run: async (_model: string, inputs: any) =>
+      sseStream(inputs.max_tokens === 1000 ? legacy(Array.from({ length: 1000 }, (_, i) => `w${i} `)) : legacy(['Hi', ' there', '!']), {
+        gapMs: inputs.max_tokens === 1000 ? 5 : 0,
+      }),
+  };
+  return { agent: workersAiAgent, env: { AI }, input: input(), longInput: input({ maxTokens: 1000 }) };
+});
 
 describe('workers-ai agent', () => {
   it('streams the binding’s `response` tokens as deltas and usage into the result', async () => {
