@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { chatMessages, readChatStream } from './chat-stream';
 import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
 import { firstByteGuard, idleMsFrom, untilAborted } from './upstream-timeouts';
+import { workersAiError } from './workers-ai-errors';
 
 export const WORKERS_AI_DEFAULT_MODEL = '@cf/meta/llama-3.1-8b-instruct';
 /**
@@ -60,10 +61,10 @@ export const workersAiAgent: Agent<WorkersAIOptions> = {
       stream = await untilAborted(run.call(ai, model, params, { signal: guard.signal }), guard.signal, (late) => {
         if (late instanceof ReadableStream) late.cancel().catch(() => {}); // nobody will read it
       });
-    } catch {
+    } catch (err) {
       if (signal.aborted) return;
       if (guard.timedOut()) throw new AgentError('upstream_timeout', `Workers AI did not answer within ${idleMs} ms`, true);
-      throw new AgentError('upstream_unavailable', `Workers AI could not run ${model}`, true);
+      throw workersAiError(err, model);
     } finally {
       guard.answered();
     }

@@ -116,6 +116,20 @@ describe('workers-ai agent', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
+  it.each([
+    ['5007: No such model @cf/nope/nope or task', 'upstream_rejected', false],
+    ['AiError: 3040: Capacity temporarily exceeded, please try again.', 'upstream_rate_limited', true],
+    ['3036: You have used up your daily free allocation of 10,000 neurons.', 'upstream_rate_limited', false],
+    ['5016: User has not agreed to Llama3.2 model terms', 'upstream_auth', false],
+    ['3007: Request timeout', 'upstream_unavailable', true],
+    ['network connection lost', 'upstream_unavailable', true],
+  ])('a binding error "%s" becomes %s (retryable: %s)', async (message, code, retryable) => {
+    const failing = { run: async () => Promise.reject(new Error(message)) };
+    const err = await collect(workersAiAgent, input(), { AI: failing }).catch((e) => e);
+    expect(err).toBeInstanceOf(AgentError);
+    expect(err).toMatchObject({ code, retryable });
+  });
+
   it('refuses model names that are not Workers AI models, and says what to configure', () => {
     expect(workersAiAgent.options.safeParse({ model: 'gpt-4o' }).success).toBe(false);
     expect(workersAiAgent.notConfigured({} as never)).toMatch(/\[ai\] binding = "AI"/);
