@@ -20,12 +20,19 @@ export async function isApiKey(value: string | undefined, config: Config): Promi
   return match;
 }
 
+/** What a run token can look like at most: printable ASCII. Anything else opens nothing. */
+const PRESENTABLE = /^[\x21-\x7e]{1,512}$/;
+
 /**
  * The caller of a run endpoint. A Bearer header wins over `?token=`
  * (EventSource cannot set headers, so browsers use the query parameter).
+ * API keys count only as a header: a URL ends up in logs, and a key opens
+ * every run, while a leaked run token opens just its own.
  */
 export async function callerOf(c: Context, config: Config, allowQueryToken: boolean): Promise<Caller> {
-  const presented = bearer(c) ?? (allowQueryToken ? c.req.query('token') : undefined);
-  if (await isApiKey(presented, config)) return { apiKey: true };
-  return { token: presented, apiKey: false };
+  const header = bearer(c);
+  if (await isApiKey(header, config)) return { apiKey: true };
+  const presented = header ?? (allowQueryToken ? c.req.query('token') : undefined);
+  // A value with control characters could not be a token, and must not reach an internal header.
+  return { token: presented !== undefined && PRESENTABLE.test(presented) ? presented : undefined, apiKey: false };
 }

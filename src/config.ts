@@ -29,9 +29,12 @@ const listVar = z
       .filter(Boolean),
   );
 
+/** Origins as a browser sends them: "https://a.example/" in the config still matches "https://a.example". */
+const originsVar = listVar.transform((list) => list.map((o) => o.replace(/\/+$/, '')));
+
 const ConfigSchema = z.object({
   API_KEYS: listVar,
-  ALLOWED_ORIGINS: listVar,
+  ALLOWED_ORIGINS: originsVar,
   HEARTBEAT_MS: intVar(15_000, 100, 3_600_000),
   RETRY_MS: intVar(1_000, 0, 3_600_000),
   MAX_RUN_SECONDS: intVar(3_600, 1, 7 * 86_400),

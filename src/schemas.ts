@@ -5,9 +5,15 @@ export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** The JSON body limit of `POST /v1/runs`. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
+// A missing field says "Required", as the contract's example does, rather
+// than zod's "Invalid input: expected string, received undefined".
+z.config({ customError: (issue) => (issue.code === 'invalid_type' && issue.input === undefined ? 'Required' : undefined) });
+
 export const StartRunBody = z.object({
+  // Length in UTF-16 code units (JavaScript's `length`), as the client sees it.
   query: z.string().min(1).max(16_000),
-  agent: z.string().min(1).max(64).optional(),
+  // Any string: one no registry knows is `unknown_agent`, not `invalid_request`.
+  agent: z.string().optional(),
   requestId: z
     .string()
     .regex(REQUEST_ID, 'must match ^[A-Za-z0-9._:-]{1,128}$')
@@ -19,7 +25,7 @@ export const StartRunBody = z.object({
         content: z.string().max(64_000),
       }),
     )
-    .max(200)
+    // No count limit of its own: the 64 KiB body limit bounds it.
     .default([]),
   options: z.record(z.string(), z.unknown()).default({}),
 });

@@ -29,12 +29,15 @@ runs.post(
   async (c) => {
     const config = getConfig(c.env);
     const caller = await callerOf(c, config, false);
-    if (!caller.apiKey) await limitStarts(c);
-    const input = await readStartInput(c);
     const mayCreate = config.API_KEYS.length === 0 || caller.apiKey;
+    // Credentials before the body: a caller with none learns nothing about
+    // this deployment's agents from validation errors. A Bearer that is not
+    // a key may be a run token: the run's object decides (attach or 409).
     if (!mayCreate && caller.token === undefined) {
       throw new ApiError('unauthorized', 'this deployment needs an API key: send Authorization: Bearer <key>');
     }
+    if (!caller.apiKey) await limitStarts(c);
+    const input = await readStartInput(c);
     const stub = runStub(c, input.requestId);
     const wantsStream = (c.req.header('Accept') ?? '').includes('text/event-stream');
 
@@ -78,6 +81,12 @@ runs.get('/:id/events', async (c) => {
   if (!caller.apiKey && caller.token === undefined) throw runNotFound();
   const res = await runStub(c, requestId).fetch('https://run/events', { headers: callerHeaders(caller, afterSeq) });
   if (res.status === 404) throw runNotFound();
+  if (c.req.method === 'HEAD') {
+    // Hono answers HEAD with the GET handler and drops the body without
+    // cancelling it; cancel it so the run's object closes this reader now.
+    await res.body?.cancel();
+    return new Response(null, res);
+  }
   return res;
 });
 
@@ -97,12 +106,7 @@ runs.post('/:id/cancel', async (c) => {
 
 /** Every other method on a known path. */
 for (const path of ['/', '/:id', '/:id/events', '/:id/cancel']) {
-  runs.all(path, (c) => {
-    const allow = path === '/' || path === '/:id/cancel' ? 'POST' : 'GET';
-    throw new ApiError('method_not_allowed', `${c.req.method} is not allowed here; use ${allow}`, undefined, {
-      Allow: `${allow}, OPTIONS`,
-    });
-  });
+  runs.all(path, (c) => otherMethod(c, path === '/' || path === '/:id/cancel' ? 'POST' : 'GET'));
 }
 
 export const agents = new Hono<{ Bindings: AppEnv }>();
@@ -115,11 +119,22 @@ agents.get('/', async (c) => {
   }
   return c.json({ agents: listAgents(c.env) });
 });
-agents.all('/', (c) => {
-  throw new ApiError('method_not_allowed', `${c.req.method} is not allowed here; use GET`, undefined, { Allow: 'GET, OPTIONS' });
-});
+agents.all('/', (c) => otherMethod(c, 'GET'));
 
 // ---- helpers --------------------------------------------------------------
+
+/**
+ * A method the path does not serve: 405 with `Allow`. OPTIONS reaches this
+ * only when CORS is off (the CORS middleware answers preflights itself); it
+ * gets a plain 204 with `Allow`, as HTTP expects of OPTIONS.
+ */
+function otherMethod(c: AppContext, method: 'GET' | 'POST'): Response {
+  const allow = method === 'GET' ? 'GET, HEAD, OPTIONS' : 'POST, OPTIONS';
+  if (c.req.method === 'OPTIONS') return c.body(null, 204, { Allow: allow });
+  throw new ApiError('method_not_allowed', `${c.req.method} is not allowed here; use ${method}`, undefined, {
+    Allow: allow,
+  });
+}
 
 async function readStartInput(c: AppContext): Promise<StartInput> {
   const type = c.req.header('Content-Type') ?? '';
@@ -142,7 +157,8 @@ async function readStartInput(c: AppContext): Promise<StartInput> {
   const agent = getAgent(agentName);
   if (!agent) {
     const known = listAgents(c.env).map((a) => a.name).join(', ');
-    throw new ApiError('unknown_agent', `no agent named "${agentName}"; available here: ${known}`);
+    const shown = JSON.stringify(agentName.length > 64 ? `${agentName.slice(0, 64)}…` : agentName);
+    throw new ApiError('unknown_agent', `no agent named ${shown}; available here: ${known}`);
   }
   const why = agent.notConfigured(c.env);
   if (why) throw new ApiError('agent_not_configured', `agent "${agentName}" is not configured: ${why}`);

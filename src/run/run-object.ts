@@ -51,7 +51,8 @@ type MetaRow = {
 
 export class RunObject extends DurableObject<AppEnv> {
   #config: Config;
-  #log!: EventLog;
+  /** Null until the run exists: an object asked about an unknown id writes nothing. */
+  #log: EventLog | null = null;
   #meta: RunMeta | null = null;
   /** Aborts the agent of this isolate; null when no agent runs here. */
   #agentAbort: AbortController | null = null;
@@ -98,6 +99,7 @@ export class RunObject extends DurableObject<AppEnv> {
     const agent = getAgent(input.agent);
     if (!agent) throw new Error(`unknown agent ${input.agent}`); // the route checked; a bug if reached
     const now = Date.now();
+    this.#createTables();
     const meta: RunMeta = {
       requestId: input.requestId,
       agent: input.agent,
@@ -121,9 +123,10 @@ export class RunObject extends DurableObject<AppEnv> {
       meta.deadlineAt,
     );
     this.#meta = meta;
+    this.#log = new EventLog(this.ctx.storage.sql);
     this.#append({ type: 'run', agent: meta.agent, createdAt: meta.createdAt });
     // Store seq 1 now: the first event should not wait for the batch timer.
-    this.#log.flush();
+    this.#events.flush();
     await this.#scheduleAlarm();
     this.#startAgent(agent, 0);
     return { kind: 'created', token: meta.token, status: this.#status() };
@@ -146,19 +149,15 @@ export class RunObject extends DurableObject<AppEnv> {
   override async alarm(): Promise<void> {
     // Storage is the source of truth for the times an alarm acts on (an
     // operator may have edited them); refresh them before deciding.
-    const stored = this.#readMeta();
     const meta = this.#meta;
+    const stored = meta ? this.#readMeta() : null;
     if (!meta || !stored) return;
     meta.deadlineAt = stored.deadlineAt;
     meta.finishedAt = stored.finishedAt;
     const now = Date.now();
     if (meta.state === 'running') {
       if (now >= meta.deadlineAt) {
-        await this.#finish('failed', {
-          code: 'deadline_exceeded',
-          message: `the run passed its deadline of ${this.#config.MAX_RUN_SECONDS} s`,
-          retryable: false,
-        });
+        await this.#finish('failed', this.#deadlineError());
       } else {
         await this.#scheduleAlarm();
       }
@@ -173,9 +172,20 @@ export class RunObject extends DurableObject<AppEnv> {
 
   // ---- internals ---------------------------------------------------------
 
+  /**
+   * Read the run, if there is one. Only reads: a request for an id that was
+   * never started (or whose run was deleted) must not leave storage behind.
+   */
   #load(): void {
-    const sql = this.ctx.storage.sql;
-    sql.exec(
+    const exists = this.ctx.storage.sql
+      .exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'run'")
+      .toArray().length > 0;
+    this.#meta = exists ? this.#readMeta() : null;
+    this.#log = this.#meta ? new EventLog(this.ctx.storage.sql) : null;
+  }
+
+  #createTables(): void {
+    this.ctx.storage.sql.exec(
       `CREATE TABLE IF NOT EXISTS run (
          id          INTEGER PRIMARY KEY CHECK (id = 1),
          request_id  TEXT NOT NULL,
@@ -189,8 +199,6 @@ export class RunObject extends DurableObject<AppEnv> {
          error       TEXT
        )`,
     );
-    this.#log = new EventLog(sql);
-    this.#meta = this.#readMeta();
   }
 
   #readMeta(): RunMeta | null {
@@ -217,18 +225,36 @@ export class RunObject extends DurableObject<AppEnv> {
   async #recover(): Promise<void> {
     const meta = this.#meta!;
     const agent = getAgent(meta.agent);
-    const lastEvent = this.#log.durableSeq;
-    if (Date.now() < meta.deadlineAt && agent?.deterministic) {
+    const lastEvent = this.#events.durableSeq;
+    if (Date.now() >= meta.deadlineAt) {
+      await this.#finish('failed', this.#deadlineError());
+      return;
+    }
+    if (agent?.deterministic) {
       // seq 1 is the `run` event; the agent produced the rest.
       this.#startAgent(agent, lastEvent - 1);
       await this.#scheduleAlarm();
       return;
     }
     await this.#finish('failed', {
-      code: Date.now() >= meta.deadlineAt ? 'deadline_exceeded' : 'interrupted',
+      code: 'interrupted',
       message: 'the run was interrupted by a restart of the runtime; start it again',
       retryable: true,
     });
+  }
+
+  #deadlineError(): RunError {
+    return {
+      code: 'deadline_exceeded',
+      message: `the run passed its deadline of ${this.#config.MAX_RUN_SECONDS} s`,
+      retryable: false,
+    };
+  }
+
+  /** The log of an existing run (every caller has checked that the run exists). */
+  get #events(): EventLog {
+    if (!this.#log) throw new Error('no run here'); // a bug if reached
+    return this.#log;
   }
 
   #startAgent(agent: Agent<any>, skip: number): void {
@@ -270,9 +296,10 @@ export class RunObject extends DurableObject<AppEnv> {
 
   #append(body: RunEventBody): void {
     const meta = this.#meta!;
-    const seq = this.#log.nextSeq;
+    const log = this.#events;
+    const seq = log.nextSeq;
     const frame = encodeEvent({ requestId: meta.requestId, seq, ts: Date.now(), ...body } as never);
-    this.#log.append(seq, frame);
+    log.append(seq, frame);
   }
 
   /** End the run exactly once: optional `error`, then `done`, stored before anyone sees them. */
@@ -293,7 +320,7 @@ export class RunObject extends DurableObject<AppEnv> {
       now,
       error ? JSON.stringify(error) : null,
     );
-    this.#log.flush();
+    this.#events.flush();
     await this.#scheduleAlarm();
   }
 
@@ -309,10 +336,11 @@ export class RunObject extends DurableObject<AppEnv> {
 
   async #delete(): Promise<void> {
     await this.ctx.storage.deleteAll();
-    this.#meta = null;
     const old = this.#log;
-    this.#load();
-    old.wakeAll();
+    this.#meta = null;
+    this.#log = null;
+    // Readers still waiting see `gone()` and close.
+    old?.wakeAll();
   }
 
   async #authorized(caller: Caller): Promise<boolean> {
@@ -329,7 +357,7 @@ export class RunObject extends DurableObject<AppEnv> {
       requestId: meta.requestId,
       agent: meta.agent,
       state: meta.state,
-      lastEventId: this.#log.durableSeq,
+      lastEventId: this.#events.durableSeq,
       createdAt: meta.createdAt,
     };
     if (meta.finishedAt !== null) status.finishedAt = meta.finishedAt;
@@ -339,11 +367,11 @@ export class RunObject extends DurableObject<AppEnv> {
 
   #stream(afterSeq: number, extraHeaders: Record<string, string>): Response {
     const meta = this.#meta!;
-    if (meta.state !== 'running' && afterSeq >= this.#log.durableSeq) {
+    const log = this.#events;
+    if (meta.state !== 'running' && afterSeq >= log.durableSeq) {
       // [spec] a 204 tells EventSource to stop reconnecting: nothing can follow.
       return new Response(null, { status: 204, headers: extraHeaders });
     }
-    const log = this.#log;
     const body = openReader({
       log,
       afterSeq,

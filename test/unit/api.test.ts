@@ -40,7 +40,7 @@ describe('POST /v1/runs validation', () => {
 
   it('rejects a missing or empty query with invalid_request and lists the issues', async () => {
     const err = (await expectError(await postRun({}), 400, 'invalid_request')) as any;
-    expect(err.message).toMatch(/query/);
+    expect(err.message).toBe('query: Required'); // the contract's own example
     expect(err.issues[0].path).toEqual(['query']);
     await expectError(await postRun({ query: '' }), 400, 'invalid_request');
     await expectError(await postRun({ query: 'x'.repeat(16_001) }), 400, 'invalid_request');
@@ -65,6 +65,17 @@ describe('POST /v1/runs validation', () => {
   it('rejects an unknown agent and names the available ones', async () => {
     const err = await expectError(await postRun({ query: 'q', agent: 'nope' }), 400, 'unknown_agent');
     expect(err.message).toMatch(/demo/);
+    // Any string that names no agent is unknown, however odd.
+    await expectError(await postRun({ query: 'q', agent: '' }), 400, 'unknown_agent');
+    const long = await expectError(await postRun({ query: 'q', agent: 'x'.repeat(5000) }), 400, 'unknown_agent');
+    expect(long.message.length).toBeLessThan(300);
+    await expectError(await postRun({ query: 'q', agent: 7 }), 400, 'invalid_request');
+  });
+
+  it('takes a long conversation in messages (bounded only by the body limit)', async () => {
+    const messages = Array.from({ length: 500 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `turn ${i}` }));
+    const res = await postRun({ query: 'q', messages, options: { tokens: 1, delayMs: 0 } });
+    expect(res.status).toBe(201);
   });
 
   it('rejects a body that is not JSON by media type', async () => {
@@ -100,6 +111,13 @@ describe('routing errors', () => {
     await expectError(await call('/v1/runs/x', { method: 'DELETE' }), 405, 'method_not_allowed');
     await expectError(await call('/v1/agents', { method: 'POST' }), 405, 'method_not_allowed');
   });
+
+  it('answers OPTIONS with 204 and the Allow header when CORS is off', async () => {
+    const res = await call('/v1/runs/x/events', { method: 'OPTIONS' });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('Allow')).toBe('GET, HEAD, OPTIONS');
+    expect((await call('/v1/runs', { method: 'OPTIONS' })).headers.get('Allow')).toBe('POST, OPTIONS');
+  });
 });
 
 describe('run access', () => {
@@ -118,6 +136,22 @@ describe('run access', () => {
     const bodies = [];
     for (const res of answers) bodies.push(await expectError(res, 404, 'run_not_found'));
     expect(new Set(bodies.map((b) => b.message)).size).toBe(1); // nothing tells them apart
+  });
+
+  it('answers run_not_found, never a 500, for a ?token= no header could carry', async () => {
+    const { requestId } = await createRun({ query: 'q', options: { tokens: 1, delayMs: 0 } });
+    for (const token of ['%00', 'a%0Ab', 'a%0D%0Ab', '%C3%A9', 'x'.repeat(4000), '']) {
+      await expectError(await call(`/v1/runs/${requestId}/events?token=${token}`), 404, 'run_not_found');
+      await expectError(await call(`/v1/runs/${requestId}?token=${token}`), 404, 'run_not_found');
+    }
+  });
+
+  it('answers HEAD on the stream with its headers and no body, closing the reader', async () => {
+    const { requestId, token } = await createRun({ query: 'q', options: { tokens: 1, delayMs: 0 } });
+    const res = await call(`/v1/runs/${requestId}/events`, { method: 'HEAD', headers: { Authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('Content-Type')).toBe('text/event-stream; charset=utf-8');
+    expect(await res.text()).toBe('');
   });
 
   it('accepts the token as ?token= for EventSource', async () => {

@@ -37,6 +37,18 @@ describe('API_KEYS', () => {
     expect(byKey.status).toBe(200);
     const byToken = await callWith(keys, `/v1/runs/${requestId}?token=${token}`);
     expect(byToken.status).toBe(200);
+    // A key opens every run, so it counts only as a header, never from a URL (logs).
+    const keyInUrl = await callWith(keys, `/v1/runs/${requestId}?token=key-one`);
+    expect(keyInUrl.status).toBe(404);
+  });
+
+  it('asks for a key before looking at the body, and a token holder of an existing run gets 409 without the right token', async () => {
+    const bad = await callWith(keys, '/v1/runs', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"agent":"openai"' });
+    expect(bad.status).toBe(401);
+    expect((await start(keys, { Authorization: 'Bearer key-one' }, { requestId: 'keyed-exists' })).status).toBe(201);
+    const wrongToken = await start(keys, { Authorization: 'Bearer not-the-token' }, { requestId: 'keyed-exists' });
+    expect(wrongToken.status).toBe(409);
+    expect(((await wrongToken.json()) as any).error.code).toBe('run_exists');
   });
 
   it('lets the run token (without a key) attach to an existing run, not create one', async () => {
@@ -69,6 +81,11 @@ describe('CORS', () => {
     expect(allowed).toContain('authorization');
     expect(allowed).toContain('last-event-id');
     expect(res.headers.get('Access-Control-Allow-Methods')).toContain('POST');
+  });
+
+  it('matches an origin configured with a trailing slash', async () => {
+    const res = await preflight('https://site.example', { ALLOWED_ORIGINS: 'https://site.example/' });
+    expect(res.headers.get('Access-Control-Allow-Origin')).toBe('https://site.example');
   });
 
   it('gives no CORS grant to other origins, or to anyone when ALLOWED_ORIGINS is unset', async () => {

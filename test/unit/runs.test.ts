@@ -244,6 +244,14 @@ describe('cancel', () => {
   });
 });
 
+/** Tables of ours in an object's SQLite (workerd keeps its own `_cf_` ones). */
+function userTables(state: DurableObjectState): string[] {
+  return state.storage.sql
+    .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'")
+    .toArray()
+    .map((r) => r.name);
+}
+
 describe('alarms and restarts', () => {
   it('fails a run that passes its deadline with deadline_exceeded', async () => {
     const { requestId, token } = await createRun({ query: 'long', options: { tokens: 100_000, delayMs: 50 } });
@@ -273,8 +281,30 @@ describe('alarms and restarts', () => {
     const events = await readEventsResponse(requestId, token);
     expect(events.status).toBe(404);
     await runInDurableObject(stub, (_o, state) => {
-      expect(state.storage.sql.exec('SELECT count(*) AS n FROM events').one().n).toBe(0);
+      // Nothing is left behind: not a row, not even an empty table.
+      expect(userTables(state)).toEqual([]);
     });
+  });
+
+  it('writes nothing for a run that does not exist, however it is asked', async () => {
+    const requestId = 'never-started';
+    await call(`/v1/runs/${requestId}/events?token=guess`);
+    await call(`/v1/runs/${requestId}`, { headers: auth('guess') });
+    await call(`/v1/runs/${requestId}/cancel`, { method: 'POST', headers: auth('guess') });
+    await runInDurableObject(stubFor(requestId), (_o, state) => {
+      expect(userTables(state)).toEqual([]);
+    });
+  });
+
+  it('ends a run found past its deadline after a restart with deadline_exceeded, not retryable', async () => {
+    const { requestId, token } = await createRun({ query: 'q', options: { tokens: 100_000, delayMs: 50 } });
+    await runInDurableObject(stubFor(requestId), (_o, state) => {
+      state.storage.sql.exec('UPDATE run SET deadline_at = ? WHERE id = 1', Date.now() - 1);
+    });
+    await abortAllDurableObjects();
+    const status = await waitUntilEnded(requestId, token);
+    expect(status).toMatchObject({ state: 'failed', error: { code: 'deadline_exceeded', retryable: false } });
+    expect(status.error.message).toMatch(/deadline/);
   });
 
   it('resumes a deterministic run after a restart, with the same text and one done', async () => {
