@@ -12,6 +12,9 @@
  *   the last contiguous seq.
  * - Callbacks, and an async iterator with backpressure: while the consumer
  *   lags, the client stops reading the socket (the server's log keeps the rest).
+ *   Without `onEvent`, events are queued for the iterator from the start, so
+ *   a loop begun after an `await` misses nothing; the iterator throws the
+ *   `ClientError` when the client gives up.
  */
 import { createParser } from 'eventsource-parser';
 import { BACKOFF_DEFAULTS, backoffDelay, retryAfterMs, type BackoffOptions } from './backoff';
@@ -25,6 +28,8 @@ export const DEFAULT_HEARTBEAT_MS = 15_000;
 export const WATCHDOG_HEARTBEATS = 2.5;
 /** Events the async iterator may hold before the client stops reading the network. */
 export const DEFAULT_HIGH_WATER_MARK = 256;
+/** A `Retry-After` longer than this is capped: a page should not sit silent for an hour. */
+export const MAX_RETRY_AFTER_MS = 5 * 60_000;
 
 export interface RunOptions {
   /** Base URL of the service, e.g. `https://edgestream.example.com`. */
@@ -58,6 +63,18 @@ type ReadOutcome = 'done' | 'dropped' | 'gap' | 'stalled';
 
 class StopError extends Error {}
 
+/** The error the async iterator throws when the client gives up. */
+export class AgentRunError extends Error {
+  override readonly name = 'AgentRunError';
+  readonly code: string;
+  readonly status: number | undefined;
+  constructor(error: ClientError) {
+    super(error.message);
+    this.code = error.code;
+    this.status = error.status;
+  }
+}
+
 export class AgentRun implements AsyncIterable<RunEvent> {
   requestId: string | undefined;
   token: string | undefined;
@@ -72,25 +89,42 @@ export class AgentRun implements AsyncIterable<RunEvent> {
   readonly finished: Promise<AgentRun>;
 
   readonly #opts: RunOptions;
+  /** This start's idempotency key: the caller's, or one made once and reused by every retried POST. */
+  readonly #startId: string;
   readonly #fetch: typeof fetch;
   readonly #backoff: Required<BackoffOptions>;
   readonly #stop = new AbortController();
   #connection: AbortController | null = null;
   #queue: RunEvent[] = [];
-  #iterating = false;
+  /** Queue events for the async iterator: from the start, unless callbacks consume them. */
+  #queueing: boolean;
+  /** An iterator is consuming: only then does a full queue pause reading (nobody else would drain it). */
+  #consuming = false;
   #wakeConsumer: (() => void) | null = null;
   #wakeProducer: (() => void) | null = null;
   #identified: Promise<void>;
   #resolveIdentified!: () => void;
+  #rejectIdentified!: (err: Error) => void;
 
   constructor(opts: RunOptions) {
-    this.#opts = opts;
+    this.#opts = { ...opts };
+    this.#startId = opts.requestId ?? `web_${randomId()}`;
+    this.#queueing = opts.onEvent === undefined;
     this.#fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
     this.#backoff = { ...BACKOFF_DEFAULTS, ...opts.backoff };
-    this.#identified = new Promise((resolve) => (this.#resolveIdentified = resolve));
+    this.#identified = new Promise((resolve, reject) => {
+      this.#resolveIdentified = resolve;
+      this.#rejectIdentified = reject;
+    });
+    this.#identified.catch(() => {}); // only cancel() awaits it
     if (opts.resume) this.#identify(opts.resume.requestId, opts.resume.token, opts.resume.lastEventId);
-    opts.signal?.addEventListener('abort', () => this.disconnect(), { once: true });
-    this.finished = this.#loop().then(() => this);
+    const onAbort = () => this.disconnect();
+    if (opts.signal?.aborted) this.disconnect();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
+    this.finished = this.#loop().then(() => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      return this;
+    });
   }
 
   /** Resume the run persisted under `persistKey`, or null when there is none. */
@@ -110,7 +144,7 @@ export class AgentRun implements AsyncIterable<RunEvent> {
 
   /** Cancel the run on the server (its `done` then arrives as `cancelled`). Resolves with the status JSON. */
   async cancel(): Promise<Record<string, unknown>> {
-    await this.#identified;
+    await this.#identified; // rejects when the client stopped before the run was identified
     const res = await this.#fetch(this.#url(`/v1/runs/${encodeURIComponent(this.requestId!)}/cancel`), {
       method: 'POST',
       headers: { Authorization: `Bearer ${this.token}` },
@@ -126,15 +160,18 @@ export class AgentRun implements AsyncIterable<RunEvent> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<RunEvent> {
-    this.#iterating = true;
+    this.#queueing = true;
+    this.#consuming = true;
     return {
       next: async () => {
         for (;;) {
           const event = this.#queue.shift();
           if (event) {
+            this.#persist(event);
             if (this.#queue.length < this.#hwm) this.#wakeProducer?.();
             return { value: event, done: false };
           }
+          if (this.state === 'error') throw new AgentRunError(this.error!);
           if (this.#isFinal()) return { value: undefined, done: true };
           await new Promise<void>((resolve) => (this.#wakeConsumer = resolve));
         }
@@ -151,6 +188,15 @@ export class AgentRun implements AsyncIterable<RunEvent> {
   async #loop(): Promise<void> {
     let attempt = 0;
     let started = this.#opts.resume !== undefined;
+    /** A POST went out and its answer was lost: the run may exist without our knowing its token. */
+    let postUnanswered = false;
+    /** Where the last gap was seen: a gap that repeats there waits like any failure. */
+    let gapAt = -1;
+    try {
+      new URL(this.#opts.endpoint);
+    } catch {
+      return this.#fail({ code: 'invalid_endpoint', message: `not a URL: ${this.#opts.endpoint}` });
+    }
     while (!this.#stop.signal.aborted) {
       let openedAt = 0;
       let waitMs: number | null = null;
@@ -161,25 +207,44 @@ export class AgentRun implements AsyncIterable<RunEvent> {
           await res.body?.cancel();
           return this.#close();
         }
-        if (res.status === 200 && res.body) {
+        if (res.status === 200 && res.body && isEventStream(res) && (started || res.headers.has('X-Run-Token'))) {
           if (!started) {
-            this.#identify(res.headers.get('X-Request-Id') ?? this.#requestId(), res.headers.get('X-Run-Token') ?? '', 0);
+            this.#identify(res.headers.get('X-Request-Id') ?? this.#startId, res.headers.get('X-Run-Token')!, 0);
             started = true;
           }
           this.#setState('open');
           openedAt = Date.now();
           const outcome = await this.#read(res.body);
           if (outcome === 'done') return this.#close();
-          if (outcome === 'gap') continue; // reconnect at once from the last contiguous seq
+          if (outcome === 'gap' && gapAt !== this.lastEventId) {
+            gapAt = this.lastEventId;
+            continue; // reconnect at once from the last contiguous seq
+          }
+        } else if (res.status === 200) {
+          // A 200 that is not our stream (a captive portal's page, a proxy's error page): retry later.
+          await res.body?.cancel();
         } else {
           const error = await errorOf(res);
+          if (res.status === 409 && postUnanswered) {
+            return this.#fail({
+              code: 'start_unconfirmed',
+              message: 'the run may have started, but the answer with its token was lost; start a new run',
+              status: 409,
+            });
+          }
           const transient = res.status === 408 || res.status === 429 || res.status >= 500;
           if (!transient) return this.#fail(error);
+          if (!started) postUnanswered = true;
           waitMs = retryAfterMs(res.headers.get('Retry-After'));
         }
       } catch (err) {
         if (this.#stop.signal.aborted || err instanceof StopError) break;
-        // fetch's TypeError ("Failed to fetch", "Load failed", "fetch failed"), resets, aborts by the watchdog: all retryable.
+        if (!isNetworkError(err)) {
+          // A bug or a misuse, not the network: retrying would only repeat it.
+          return this.#fail({ code: 'client_error', message: String((err as Error)?.message ?? err) });
+        }
+        // fetch's TypeError ("Failed to fetch", "Load failed", "fetch failed"), resets, aborts by the watchdog.
+        if (!started) postUnanswered = true;
       }
       if (this.#stop.signal.aborted) break;
       if (openedAt && Date.now() - openedAt >= this.#backoff.resetAfterMs) attempt = 0;
@@ -187,7 +252,7 @@ export class AgentRun implements AsyncIterable<RunEvent> {
         return this.#fail({ code: 'retries_exhausted', message: `gave up after ${attempt} attempts to reconnect` });
       }
       this.#setState('reconnecting');
-      await sleep(waitMs ?? backoffDelay(attempt, this.#backoff), this.#stop.signal);
+      await sleep(waitMs === null ? backoffDelay(attempt, this.#backoff) : Math.min(waitMs, MAX_RETRY_AFTER_MS), this.#stop.signal);
       attempt++;
     }
     this.#close();
@@ -202,21 +267,31 @@ export class AgentRun implements AsyncIterable<RunEvent> {
       agent: o.agent,
       options: o.options,
       messages: o.messages,
-      requestId: this.#requestId(),
+      requestId: this.#startId,
     };
-    return this.#fetch(this.#url('/v1/runs'), {
-      method: 'POST',
-      headers,
-      body: JSON.stringify(body),
-      signal: this.#newConnection(),
-    });
+    return this.#connect(this.#url('/v1/runs'), { method: 'POST', headers, body: JSON.stringify(body) });
   }
 
   #get(): Promise<Response> {
-    return this.#fetch(this.#url(`/v1/runs/${encodeURIComponent(this.requestId!)}/events`), {
+    return this.#connect(this.#url(`/v1/runs/${encodeURIComponent(this.requestId!)}/events`), {
       headers: { Authorization: `Bearer ${this.token}`, 'Last-Event-ID': String(this.lastEventId), Accept: 'text/event-stream' },
-      signal: this.#newConnection(),
     });
+  }
+
+  /**
+   * One connection attempt. The watchdog covers the wait for headers too: a
+   * proxy or a half-open connection that never answers must not hold the
+   * client in `connecting` for minutes.
+   */
+  async #connect(url: string, init: RequestInit): Promise<Response> {
+    const connection = new AbortController();
+    this.#connection = connection;
+    const timer = setTimeout(() => connection.abort(new DOMException('no response headers', 'TimeoutError')), this.#watchdogMs);
+    try {
+      return await this.#fetch(url, { ...init, signal: connection.signal });
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Read one connection's body; deliver events in order; say why it ended. */
@@ -227,16 +302,16 @@ export class AgentRun implements AsyncIterable<RunEvent> {
     const parser = createParser({
       onEvent: (e) => {
         try {
-          parsed.push(JSON.parse(e.data) as RunEvent);
+          const event = JSON.parse(e.data) as RunEvent;
+          if (Number.isSafeInteger(event?.seq)) parsed.push(event);
         } catch {
           // Not one of ours (a proxy's page?); the seq check below catches any loss.
         }
       },
     });
-    const watchdogMs = (this.#opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS) * WATCHDOG_HEARTBEATS;
     try {
       for (;;) {
-        const chunk = await readWithin(reader, watchdogMs);
+        const chunk = await readWithin(reader, this.#watchdogMs);
         if (chunk === 'timeout') return 'stalled';
         if (chunk.done) return 'dropped';
         parser.feed(decoder.decode(chunk.value, { stream: true }));
@@ -258,16 +333,16 @@ export class AgentRun implements AsyncIterable<RunEvent> {
   async #deliver(event: RunEvent): Promise<void> {
     this.lastEventId = event.seq;
     if (event.type === 'done') this.runState = event.state;
-    if (this.#opts.persistKey && this.handle) {
-      if (event.type === 'done') clearHandle(this.#opts.persistKey, this.#opts.storage);
-      else saveHandle(this.#opts.persistKey, this.handle, this.#opts.storage);
+    if (!this.#queueing) {
+      this.#persist(event);
+      guard(() => this.#opts.onEvent?.(event));
+      return;
     }
-    this.#opts.onEvent?.(event);
-    if (!this.#iterating) return;
+    guard(() => this.#opts.onEvent?.(event));
     this.#queue.push(event);
     this.#wakeConsumer?.();
     // Backpressure: stop reading the network while the consumer is behind.
-    while (this.#queue.length >= this.#hwm && !this.#stop.signal.aborted) {
+    while (this.#consuming && this.#queue.length >= this.#hwm && !this.#stop.signal.aborted) {
       await new Promise<void>((resolve) => (this.#wakeProducer = resolve));
     }
     if (this.#stop.signal.aborted) throw new StopError();
@@ -275,13 +350,23 @@ export class AgentRun implements AsyncIterable<RunEvent> {
 
   // ---- helpers ------------------------------------------------------------
 
+  /**
+   * Remember how far the consumer got (not how far the network got), so a
+   * reload resumes after the last event a page actually took.
+   */
+  #persist(event: RunEvent): void {
+    const key = this.#opts.persistKey;
+    if (!key || !this.requestId || !this.token) return;
+    if (event.type === 'done') clearHandle(key, this.#opts.storage);
+    else saveHandle(key, { requestId: this.requestId, token: this.token, lastEventId: event.seq }, this.#opts.storage);
+  }
+
   get #hwm(): number {
     return this.#opts.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
   }
 
-  #requestId(): string {
-    this.#opts.requestId ??= `web_${crypto.randomUUID()}`;
-    return this.#opts.requestId;
+  get #watchdogMs(): number {
+    return (this.#opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS) * WATCHDOG_HEARTBEATS;
   }
 
   #identify(requestId: string, token: string, lastEventId: number): void {
@@ -290,11 +375,6 @@ export class AgentRun implements AsyncIterable<RunEvent> {
     this.lastEventId = lastEventId;
     if (this.#opts.persistKey) saveHandle(this.#opts.persistKey, this.handle!, this.#opts.storage);
     this.#resolveIdentified();
-  }
-
-  #newConnection(): AbortSignal {
-    this.#connection = new AbortController();
-    return this.#connection.signal;
   }
 
   #url(path: string): string {
@@ -308,16 +388,18 @@ export class AgentRun implements AsyncIterable<RunEvent> {
   #setState(state: ConnectionState): void {
     if (this.state === state) return;
     this.state = state;
-    this.#opts.onState?.(state, this);
+    guard(() => this.#opts.onState?.(state, this));
     this.#wakeConsumer?.();
   }
 
   #close(): void {
+    this.#rejectIdentified(new Error('the client stopped before the run was identified'));
     this.#setState('closed');
   }
 
   #fail(error: ClientError): void {
     this.error = error;
+    this.#rejectIdentified(new AgentRunError(error));
     if (this.#opts.persistKey && error.status === 404) clearHandle(this.#opts.persistKey, this.#opts.storage);
     this.#setState('error');
   }
@@ -331,6 +413,33 @@ export function startRun(opts: RunOptions & { query: string }): AgentRun {
 /** Follow an existing run from `handle.lastEventId`. */
 export function resumeRun(opts: RunOptions & { resume: RunHandle }): AgentRun {
   return new AgentRun(opts);
+}
+
+/** A callback of the caller's must not break the client's loop; report it and go on. */
+function guard(fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    console.error('edgestream client: a callback threw', err);
+  }
+}
+
+/** Errors of the network or of our own aborts (watchdog): worth another attempt. */
+function isNetworkError(err: unknown): boolean {
+  return err instanceof TypeError || (err instanceof DOMException && (err.name === 'AbortError' || err.name === 'TimeoutError'));
+}
+
+function isEventStream(res: Response): boolean {
+  return (res.headers.get('Content-Type') ?? '').toLowerCase().startsWith('text/event-stream');
+}
+
+/**
+ * A random id. `crypto.randomUUID` exists only in secure contexts; the widget
+ * may be embedded on a plain-http page, where `getRandomValues` still works.
+ */
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 async function errorOf(res: Response): Promise<ClientError> {

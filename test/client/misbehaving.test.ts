@@ -131,6 +131,142 @@ describe('client against a misbehaving server', () => {
   });
 });
 
+describe('client: starts, failures and misuse', () => {
+  it('gives up waiting for response headers after the watchdog time and tries again', async () => {
+    const { events, requests } = await follow(12, [{ send: 3, then: 'cut' }, { answer: 'never' }, {}]);
+    expect(events.map((e) => e.seq)).toEqual(range(1, 12));
+    expect(requests).toHaveLength(3);
+    expect(requests[2]!.at - requests[1]!.at).toBeGreaterThanOrEqual(240); // 2.5 x 100 ms heartbeat
+  });
+
+  it('does not take a 200 that is not an event stream (a captive portal) for the run', async () => {
+    const { run, events, requests } = await follow(10, [{ answer: 'html' }, {}]);
+    expect(events.map((e) => e.seq)).toEqual(range(1, 10));
+    expect(run.state).toBe('closed');
+    // The page was not the run: the start is tried again (same requestId), and the token comes from the real answer.
+    expect(requests.map((r) => r.method)).toEqual(['POST', 'POST']);
+    expect(run.token).toBe(SCRIPTED_TOKEN);
+  });
+
+  it('backs off when a gap repeats at the same place, and gives up in the end', async () => {
+    const { run, events, requests } = await follow(20, Array.from({ length: 30 }, () => ({ malformedSeq: 2 })), {
+      backoff: { initialMs: 40, maxMs: 40, maxAttempts: 3, resetAfterMs: 10_000 },
+    });
+    expect(events.map((e) => e.seq)).toEqual([1]); // seq 2 never arrives readable
+    expect(run.state).toBe('error');
+    expect(run.error!.code).toBe('retries_exhausted');
+    // the first gap reconnects at once, repeats wait: 1 + 1 + 3 requests, not a tight loop
+    expect(requests).toHaveLength(5);
+  });
+
+  it('retries a POST whose answer was lost with the same requestId', async () => {
+    const { run, events, requests } = await follow(8, [{ answer: 'reset' }, { status: 503 }, {}]);
+    expect(events.map((e) => e.seq)).toEqual(range(1, 8));
+    expect(requests.map((r) => r.method)).toEqual(['POST', 'POST', 'POST']);
+    const ids = requests.map((r) => JSON.parse(r.body).requestId);
+    expect(new Set(ids).size).toBe(1);
+    expect(ids[0]).toMatch(/^web_[0-9a-f]{32}$/);
+    expect(run.state).toBe('closed');
+  });
+
+  it('says start_unconfirmed when a retried POST finds the run it may have started (409)', async () => {
+    const { run, requests } = await follow(8, [{ answer: 'reset' }, { status: 409, code: 'run_exists' }]);
+    expect(run.state).toBe('error');
+    expect(run.error).toMatchObject({ code: 'start_unconfirmed', status: 409 });
+    expect(requests).toHaveLength(2);
+  });
+
+  it('does not start at all with a signal that is already aborted', async () => {
+    server = await startScriptedServer(5, []);
+    const run = new AgentRun({ endpoint: server.url, query: 'q', signal: AbortSignal.abort() });
+    await run.finished;
+    expect(run.state).toBe('closed');
+    expect(server.requests).toHaveLength(0);
+    await expect(run.cancel()).rejects.toThrow(); // nothing to cancel, and no hang
+  });
+
+  it('fails at once, without retrying, on an endpoint that is not a URL', async () => {
+    const run = new AgentRun({ endpoint: 'not a url', query: 'q', backoff: FAST });
+    await run.finished;
+    expect(run.error).toMatchObject({ code: 'invalid_endpoint' });
+  });
+
+  it('cancel() rejects instead of hanging when the run never started', async () => {
+    const { run } = await follow(5, [{ status: 400, code: 'invalid_request' }]);
+    expect(run.error).toMatchObject({ code: 'invalid_request', status: 400 });
+    await expect(run.cancel()).rejects.toThrow(/invalid_request|scripted/);
+  });
+
+  it('leaves the caller options untouched, so reusing them starts a new run', async () => {
+    server = await startScriptedServer(3, []);
+    const opts = { endpoint: server.url, query: 'q' };
+    await new AgentRun(opts).finished;
+    await new AgentRun(opts).finished;
+    expect(opts).toEqual({ endpoint: server.url, query: 'q' });
+    const ids = server.requests.map((r) => JSON.parse(r.body).requestId);
+    expect(ids[0]).not.toBe(ids[1]);
+  });
+
+  it('keeps going when a callback throws', async () => {
+    const errors = console.error;
+    console.error = () => {};
+    try {
+      const seen: number[] = [];
+      const { run } = await follow(10, [], {
+        onEvent: (e) => {
+          seen.push(e.seq);
+          throw new Error('app bug');
+        },
+      });
+      expect(seen).toEqual(range(1, 10));
+      expect(run.state).toBe('closed');
+    } finally {
+      console.error = errors;
+    }
+  });
+});
+
+describe('client: the async iterator', () => {
+  it('misses nothing when the loop starts after an await', async () => {
+    server = await startScriptedServer(40, []);
+    const run = new AgentRun({ endpoint: server.url, query: 'q' });
+    await run.finished; // everything has arrived before anyone iterates
+    const seqs: number[] = [];
+    for await (const e of run) seqs.push(e.seq);
+    expect(seqs).toEqual(range(1, 40));
+  });
+
+  it('throws the client error instead of ending as if the run were done', async () => {
+    server = await startScriptedServer(10, [{ send: 3, then: 'cut' }, { status: 404, code: 'run_not_found' }]);
+    const run = new AgentRun({ endpoint: server.url, query: 'q', backoff: FAST, heartbeatMs: 100 });
+    const seqs: number[] = [];
+    await expect(
+      (async () => {
+        for await (const e of run) seqs.push(e.seq);
+      })(),
+    ).rejects.toMatchObject({ name: 'AgentRunError', code: 'run_not_found', status: 404 });
+    expect(seqs).toEqual([1, 2, 3]);
+  });
+
+  it('persists the position the consumer reached, not the one the network reached', async () => {
+    const store = new Map<string, string>();
+    const storage = { getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => void store.set(k, v), removeItem: (k: string) => void store.delete(k) };
+    server = await startScriptedServer(200, []);
+    const run = new AgentRun({ endpoint: server.url, query: 'q', persistKey: 'p', storage, highWaterMark: 16 });
+    let checked = false;
+    for await (const e of run) {
+      if (e.seq === 20) {
+        await new Promise((r) => setTimeout(r, 50)); // let the network run ahead
+        expect(run.lastEventId).toBeGreaterThan(20);
+        expect(JSON.parse(store.get('p')!).lastEventId).toBe(20);
+        checked = true;
+      }
+    }
+    expect(checked).toBe(true);
+    expect(store.has('p')).toBe(false); // cleared at done
+  });
+});
+
 describe('backoff', () => {
   it('draws full jitter below an exponentially growing, capped ceiling', () => {
     const opts = { ...BACKOFF_DEFAULTS, initialMs: 100, maxMs: 1000 };

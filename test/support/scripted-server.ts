@@ -8,11 +8,13 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 
 export type Step =
   | { status: number; retryAfter?: string; code?: string }
-  | { send?: number; then?: 'cut' | 'stall' | 'close'; duplicates?: number; skip?: boolean };
+  /** Never answer (no headers), or reset the connection before any header, or answer 200 with an HTML page. */
+  | { answer: 'never' | 'reset' | 'html' }
+  | { send?: number; then?: 'cut' | 'stall' | 'close'; duplicates?: number; skip?: boolean; malformedSeq?: number };
 
 export interface ScriptedServer {
   url: string;
-  requests: { method: string; path: string; lastEventId: string | undefined; at: number }[];
+  requests: { method: string; path: string; lastEventId: string | undefined; at: number; body: string }[];
   total: number;
   close: () => Promise<void>;
 }
@@ -35,10 +37,16 @@ export async function startScriptedServer(total: number, script: Step[]): Promis
   const requests: ScriptedServer['requests'] = [];
   const sockets = new Set<import('node:net').Socket>();
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-    for await (const _ of req); // drain the body
+    let body = '';
+    for await (const chunk of req) body += chunk;
     const lastEventId = req.headers['last-event-id'] as string | undefined;
-    requests.push({ method: req.method!, path: req.url!, lastEventId, at: Date.now() });
+    requests.push({ method: req.method!, path: req.url!, lastEventId, at: Date.now(), body });
     const step = script[requests.length - 1] ?? {};
+    if ('answer' in step) {
+      if (step.answer === 'reset') return req.socket.destroy();
+      if (step.answer === 'html') return res.writeHead(200, { 'Content-Type': 'text/html' }).end('<h1>Sign in to the Wi-Fi</h1>');
+      return; // 'never': hold the request open without a word
+    }
     if ('status' in step) {
       const headers: Record<string, string> = { 'Content-Type': 'application/json' };
       if (step.retryAfter) headers['Retry-After'] = step.retryAfter;
@@ -58,6 +66,13 @@ export async function startScriptedServer(total: number, script: Step[]): Promis
     while (next <= total && sent < limit) {
       if (step.skip && sent === 1) next++; // a gap after the first event
       if (next > total) break;
+      if (next === step.malformedSeq) {
+        // An event whose data is not JSON: the client cannot use it, so the next one looks like a gap.
+        res.write(`id: ${next}\nevent: delta\ndata: {not json\n\n`);
+        next++;
+        sent++;
+        continue;
+      }
       res.write(scriptedEvent(next, total));
       next++;
       sent++;
