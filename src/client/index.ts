@@ -6,7 +6,7 @@
  * const run = startRun({ endpoint: 'https://HOST', query: 'Hello', persistKey: 'my-run' });
  * for await (const event of run) if (event.type === 'delta') output.append(event.text);
  */
-export { AgentRun, startRun, resumeRun, DEFAULT_HEARTBEAT_MS, type RunOptions } from './run';
+export { AgentRun, AgentRunError, startRun, resumeRun, DEFAULT_HEARTBEAT_MS, type RunOptions } from './run';
 export { backoffDelay, retryAfterMs, type BackoffOptions } from './backoff';
 export { loadHandle, saveHandle, clearHandle, type HandleStorage } from './persist';
 export type * from './types';

@@ -17,7 +17,7 @@ export interface RunHandle {
 
 /** Why the client stopped for good. */
 export interface ClientError {
-  /** The service's error code (e.g. `run_not_found`), or `network` / `stalled` / `retries_exhausted`. */
+  /** The service's error code (e.g. `run_not_found`), or the client's own: `retries_exhausted`, `start_unconfirmed`, `invalid_endpoint`, `client_error`. */
   code: string;
   message: string;
   status?: number;
