@@ -2,35 +2,36 @@
  * Runtime configuration from `[vars]` and secrets, validated once per
  * isolate per env object (env is stable within an isolate).
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { AppEnv } from './env';
 
 const intVar = (def: number, min: number, max: number) =>
-  z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
+  z.pipe(
+    z.optional(z.string()),
+    z.transform((v, ctx) => {
       if (v === undefined || v.trim() === '') return def;
       const n = Number(v);
       if (!Number.isInteger(n) || n < min || n > max) {
-        ctx.addIssue({ code: 'custom', message: `must be an integer in ${min}..${max}` });
+        ctx.issues.push({ code: 'custom', message: `must be an integer in ${min}..${max}`, input: v });
         return z.NEVER;
       }
       return n;
-    });
-
-const listVar = z
-  .string()
-  .optional()
-  .transform((v) =>
-    (v ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    }),
   );
 
+const list = (v: string | undefined) =>
+  (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+const listVar = z.pipe(z.optional(z.string()), z.transform(list));
+
 /** Origins as a browser sends them: "https://a.example/" in the config still matches "https://a.example". */
-const originsVar = listVar.transform((list) => list.map((o) => o.replace(/\/+$/, '')));
+const originsVar = z.pipe(
+  z.optional(z.string()),
+  z.transform((v) => list(v).map((o) => o.replace(/\/+$/, ''))),
+);
 
 const ConfigSchema = z.object({
   API_KEYS: listVar,

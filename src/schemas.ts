@@ -1,5 +1,10 @@
-/** zod schemas for what crosses the HTTP boundary. */
-import { z } from 'zod';
+/**
+ * zod schemas for what crosses the HTTP boundary. `zod/mini`: the same
+ * validation as classic zod at a tenth of the Worker's bundle (classic zod
+ * was ~450 KB of a ~510 KB Worker).
+ */
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 
 export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** The JSON body limit of `POST /v1/runs`. */
@@ -7,27 +12,27 @@ export const MAX_BODY_BYTES = 64 * 1024;
 
 // A missing field says "Required", as the contract's example does, rather
 // than zod's "Invalid input: expected string, received undefined".
+// zod/mini ships no messages; English ones, for every issue we report.
+z.config(en());
 z.config({ customError: (issue) => (issue.code === 'invalid_type' && issue.input === undefined ? 'Required' : undefined) });
 
 export const StartRunBody = z.object({
   // Length in UTF-16 code units (JavaScript's `length`), as the client sees it.
-  query: z.string().min(1).max(16_000),
+  query: z.string().check(z.minLength(1), z.maxLength(16_000)),
   // Any string: one no registry knows is `unknown_agent`, not `invalid_request`.
-  agent: z.string().optional(),
-  requestId: z
-    .string()
-    .regex(REQUEST_ID, 'must match ^[A-Za-z0-9._:-]{1,128}$')
-    .optional(),
-  messages: z
-    .array(
+  agent: z.optional(z.string()),
+  requestId: z.optional(z.string().check(z.regex(REQUEST_ID, 'must match ^[A-Za-z0-9._:-]{1,128}$'))),
+  // No count limit of its own: the 64 KiB body limit bounds it.
+  messages: z._default(
+    z.array(
       z.object({
         role: z.enum(['system', 'user', 'assistant']),
-        content: z.string().max(64_000),
+        content: z.string().check(z.maxLength(64_000)),
       }),
-    )
-    // No count limit of its own: the 64 KiB body limit bounds it.
-    .default([]),
-  options: z.record(z.string(), z.unknown()).default({}),
+    ),
+    [],
+  ),
+  options: z._default(z.record(z.string(), z.unknown()), {}),
 });
 export type StartRunBody = z.infer<typeof StartRunBody>;
 
@@ -42,7 +47,7 @@ export function parseLastEventId(raw: string | undefined | null): number | null 
   return Number(value);
 }
 
-export function zodIssues(error: z.ZodError, prefix: (string | number)[] = []) {
+export function zodIssues(error: z.core.$ZodError, prefix: (string | number)[] = []) {
   return error.issues.map((issue) => ({
     path: [...prefix, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))],
     message: issue.message,

@@ -3,18 +3,16 @@
  * agent. Same query and options, same events, so it needs no key and no
  * network, and a run interrupted by a restart can be replayed exactly.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { AgentEvent } from '../events';
 import { sleep } from '../lib/timing';
 import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
 
-export const DemoOptions = z
-  .object({
-    tokens: z.number().int().min(1).max(100_000).default(60),
-    delayMs: z.number().int().min(0).max(10_000).default(30),
-    failAfter: z.number().int().min(1).optional(),
-  })
-  .strict();
+export const DemoOptions = z.strictObject({
+  tokens: z._default(z.int().check(z.gte(1), z.lte(100_000)), 60),
+  delayMs: z._default(z.int().check(z.gte(0), z.lte(10_000)), 30),
+  failAfter: z.optional(z.int().check(z.gte(1))),
+});
 export type DemoOptions = z.infer<typeof DemoOptions>;
 
 /**
@@ -92,7 +90,7 @@ function capitalise(word: string): string {
 export const demoAgent: Agent<DemoOptions> = {
   name: 'demo',
   description: 'Offline deterministic research-agent simulation (no keys, no network).',
-  options: DemoOptions as z.ZodType<DemoOptions>,
+  options: DemoOptions as z.ZodMiniType<DemoOptions>,
   deterministic: true,
   notConfigured: () => null,
   async *run(input: AgentInput<DemoOptions>, signal: AbortSignal, ctx: AgentContext) {

@@ -6,7 +6,7 @@
  * (secret), OPENAI_MODEL. A client may choose model, temperature and max
  * tokens; never where the request goes or with which key.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { AppEnv } from '../env';
 import { chatMessages, readChatStream } from './chat-stream';
 import { firstByteGuard, idleMsFrom } from './upstream-timeouts';
@@ -28,27 +28,21 @@ const MAX_TOOLS = 32;
  * A function the model may call. Safe from a client: nothing runs here; the
  * model's calls come back as `tool` events for the client to act on.
  */
-const ToolDefinition = z
-  .object({
-    type: z.literal('function'),
-    function: z
-      .object({
-        name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and -, at most 64'),
-        description: z.string().max(1024).optional(),
-        parameters: z.record(z.string(), z.unknown()).optional(),
-      })
-      .strict(),
-  })
-  .strict();
+const ToolDefinition = z.strictObject({
+  type: z.literal('function'),
+  function: z.strictObject({
+    name: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and -, at most 64')),
+    description: z.optional(z.string().check(z.maxLength(1024))),
+    parameters: z.optional(z.record(z.string(), z.unknown())),
+  }),
+});
 
-export const OpenAIOptions = z
-  .object({
-    model: z.string().min(1).max(200).optional(),
-    temperature: z.number().min(0).max(2).optional(),
-    maxTokens: z.number().int().min(1).max(1_000_000).optional(),
-    tools: z.array(ToolDefinition).min(1).max(MAX_TOOLS).optional(),
-  })
-  .strict();
+export const OpenAIOptions = z.strictObject({
+  model: z.optional(z.string().check(z.minLength(1), z.maxLength(200))),
+  temperature: z.optional(z.number().check(z.gte(0), z.lte(2))),
+  maxTokens: z.optional(z.int().check(z.gte(1), z.lte(1_000_000))),
+  tools: z.optional(z.array(ToolDefinition).check(z.minLength(1), z.maxLength(MAX_TOOLS))),
+});
 export type OpenAIOptions = z.infer<typeof OpenAIOptions>;
 
 export const openaiAgent: Agent<OpenAIOptions> = {

@@ -2,7 +2,7 @@
  * The seam between a run and whatever produces its output. A run owns
  * sequencing, storage, errors and `done`; an agent only yields events.
  */
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import type { AgentEvent } from '../events';
 import type { AppEnv } from '../env';
 
@@ -32,7 +32,7 @@ export interface Agent<Options = Record<string, unknown>> {
   name: string;
   description: string;
   /** Validates `options` of `POST /v1/runs`; its errors become `400 invalid_request`. */
-  options: z.ZodType<Options>;
+  options: z.ZodMiniType<Options>;
   /**
    * True when running it again with the same input yields the same events,
    * so a run interrupted by a restart can resume instead of failing.

@@ -6,7 +6,7 @@
  * per token (newer models send OpenAI-style `choices[0].delta.content`
  * instead; both are read), then `data: [DONE]`.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { chatMessages, readChatStream } from './chat-stream';
 import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
 import { firstByteGuard, idleMsFrom, untilAborted } from './upstream-timeouts';
@@ -20,16 +20,13 @@ export const WORKERS_AI_DEFAULT_MODEL = '@cf/meta/llama-3.1-8b-instruct';
  */
 export const WORKERS_AI_IDLE_TIMEOUT_MS = 60_000;
 
-export const WorkersAIOptions = z
-  .object({
-    model: z
-      .string()
-      .regex(/^@(cf|hf)\/[\w.@/-]{1,200}$/, 'must be a Workers AI model name such as @cf/meta/llama-3.1-8b-instruct')
-      .optional(),
-    temperature: z.number().min(0).max(5).optional(),
-    maxTokens: z.number().int().min(1).max(131_072).optional(),
-  })
-  .strict();
+export const WorkersAIOptions = z.strictObject({
+  model: z.optional(
+    z.string().check(z.regex(/^@(cf|hf)\/[\w.@/-]{1,200}$/, 'must be a Workers AI model name such as @cf/meta/llama-3.1-8b-instruct')),
+  ),
+  temperature: z.optional(z.number().check(z.gte(0), z.lte(5))),
+  maxTokens: z.optional(z.int().check(z.gte(1), z.lte(131_072))),
+});
 export type WorkersAIOptions = z.infer<typeof WorkersAIOptions>;
 
 export const workersAiAgent: Agent<WorkersAIOptions> = {
