@@ -29,9 +29,10 @@ describe('client library against wrangler dev', () => {
   });
 
   it('survives a connection cut every 300 ms and gets the same text', async () => {
-    // A fresh proxy: its first cut comes 300 ms after the start, not during the POST.
-    // (A POST whose answer is lost cannot be attached to: the token never arrived.)
-    const proxy: CuttingProxy = await startCuttingProxy(server.port, 300);
+    // Cuts begin once the start's answer is in: a POST whose answer is lost
+    // cannot be attached to (the token was in it; the client then says start_unconfirmed).
+    let armed = false;
+    const proxy: CuttingProxy = await startCuttingProxy(server.port, 300, () => armed);
     onTestFinished(() => proxy.close());
     const options = { tokens: 300, delayMs: 8 };
     let text = '';
@@ -43,11 +44,13 @@ describe('client library against wrangler dev', () => {
       backoff,
       heartbeatMs: 1000,
       onEvent: (e) => {
+        armed = true;
         seqs.push(e.seq);
         if (e.type === 'delta') text += e.text;
       },
     });
     await run.finished;
+    expect(run.error).toBeUndefined();
     expect(proxy.cuts()).toBeGreaterThanOrEqual(2);
     expect(seqs).toEqual(range(1, demoEventCount(300)));
     expect(text).toBe(demoText('client cut', options));

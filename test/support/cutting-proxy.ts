@@ -12,7 +12,13 @@ export interface CuttingProxy {
   close: () => Promise<void>;
 }
 
-export async function startCuttingProxy(targetPort: number, cutEveryMs: number): Promise<CuttingProxy> {
+/**
+ * `armed` (default: always) gates the cuts: a test that starts a run through
+ * the proxy arms it once the start's answer is in, since a start whose
+ * answer is lost cannot be attached to (the token was in it) and a slow
+ * machine could otherwise cut the very first POST.
+ */
+export async function startCuttingProxy(targetPort: number, cutEveryMs: number, armed: () => boolean = () => true): Promise<CuttingProxy> {
   const live = new Set<[Socket, Socket]>();
   let cuts = 0;
   let connections = 0;
@@ -32,6 +38,7 @@ export async function startCuttingProxy(targetPort: number, cutEveryMs: number):
     upstream.on('error', drop).on('close', drop);
   });
   const timer = setInterval(() => {
+    if (!armed()) return;
     for (const [client, upstream] of live) {
       cuts++;
       client.resetAndDestroy();
