@@ -30,14 +30,19 @@ h2 { margin: 0; font-size: 15px; flex: 1; }
 .conn[data-state="reconnecting"]::before, .conn[data-state="connecting"]::before { background: #bf8700; }
 .conn[data-state="error"]::before { background: var(--err); }
 .icon { border: 0; background: transparent; cursor: pointer; font-size: 18px; line-height: 1; padding: 4px 8px; border-radius: 6px; }
-.body { flex: 1; overflow-y: auto; padding: 12px 14px; display: flex; flex-direction: column; gap: 10px; }
+.new { font-size: 13px; line-height: 1.2; color: var(--muted); }
+.body { flex: 1; overflow-y: auto; padding: 12px 14px; display: flex; flex-direction: column; gap: 18px; }
+.hint { margin: auto 16px; text-align: center; color: var(--muted); }
+.hint[hidden] { display: none; }
+.turn { display: flex; flex-direction: column; gap: 10px; }
+.turn:not(:last-child) .retry { display: none; }
 .question { align-self: flex-end; max-width: 85%; background: var(--accent); color: var(--accent-fg); padding: 8px 12px;
   border-radius: 12px 12px 2px 12px; white-space: pre-wrap; overflow-wrap: anywhere; }
 .question:empty, .plan:empty, .steps:empty { display: none; }
 .plan { margin: 0; padding: 8px 12px 8px 28px; background: var(--soft); border-radius: 8px; color: var(--muted); font-size: 13px; }
 .steps { list-style: none; margin: 0; padding: 0; font-size: 13px; color: var(--muted); display: grid; gap: 4px; }
 .steps li::before { content: "✓ "; }
-.steps li.current::before { content: "… "; }
+.steps li[aria-current]::before { content: "… "; }
 .steps li.tool::before { content: "⚙ "; }
 .answer { white-space: pre-wrap; overflow-wrap: anywhere; }
 .answer[data-streaming="true"]::after { content: "▍"; animation: blink 1s steps(1) infinite; color: var(--accent); }

@@ -35,8 +35,14 @@ export async function startHostSite(endpoint: string, widgetAttrs: Record<string
       res.writeHead(200, { 'Content-Type': 'text/javascript' });
       res.end(reactJs);
     } else {
-      // `/fail` embeds a widget whose demo runs fail after 3 deltas.
-      const attrs = attrsOf(req.url === '/fail' ? { 'data-options': JSON.stringify({ tokens: 20, delayMs: 5, failAfter: 3 }) } : {});
+      // `/fail` embeds a widget whose demo runs fail after 3 deltas; `?options=JSON`
+      // overrides data-options and `?open=false` leaves the panel closed on load.
+      const url = new URL(req.url ?? '/', 'http://host');
+      const extra: Record<string, string> = {};
+      if (url.pathname === '/fail') extra['data-options'] = JSON.stringify({ tokens: 20, delayMs: 5, failAfter: 3 });
+      if (url.searchParams.has('options')) extra['data-options'] = url.searchParams.get('options')!;
+      if (url.searchParams.get('open') === 'false') extra['data-open'] = 'false';
+      const attrs = attrsOf(extra);
       res.writeHead(200, { 'Content-Type': 'text/html' });
       res.end(`<!doctype html><html><head><title>Someone's blog</title>
 <style>body{font-family:Georgia,serif;margin:40px;background:#fafafa} .launcher{color:red!important} button{background:lime}</style></head>

@@ -1,21 +1,30 @@
-// A small React page using the hook: start, watch the text, unmount/remount.
-import { useState } from 'react';
+// A small React page using the hook: components with their own stored runs
+// (the default key, "b", and "fast" for a burst of 3000 deltas), which can be
+// unmounted and mounted again.
+import { useRef, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { useAgentRun } from '../../src/client/react';
 
 const endpoint = (window as unknown as { ENDPOINT: string }).ENDPOINT;
 
-function Chat() {
-  const run = useAgentRun({ endpoint, options: { tokens: 150, delayMs: 20 } });
+const SLOW = { tokens: 150, delayMs: 20 };
+
+function Chat({ id, hookKey, options = SLOW }: { id: string; hookKey?: string; options?: Record<string, unknown> }) {
+  const run = useAgentRun({ endpoint, key: hookKey, options });
+  const renders = useRef(0);
+  renders.current++;
   return (
-    <div>
-      <button id="start" onClick={() => run.start('react hook question')}>Start</button>
-      <button id="cancel" onClick={() => void run.cancel()}>Cancel</button>
-      <p id="state">{run.state}</p>
-      <p id="run-state">{run.runState ?? ''}</p>
-      <p id="status">{run.status?.status ?? ''}</p>
-      <ol id="plan">{run.plan.map((s) => <li key={s}>{s}</li>)}</ol>
-      <p id="text">{run.text}</p>
+    <div id={id}>
+      <button className="start" onClick={() => run.start(`react hook question ${id}`)}>Start</button>
+      <button className="cancel" onClick={() => void run.cancel().catch(() => {})}>Cancel</button>
+      <button className="disconnect" onClick={() => run.disconnect()}>Disconnect</button>
+      <p className="state">{run.state}</p>
+      <p className="run-state">{run.runState ?? ''}</p>
+      <p className="status">{run.status?.status ?? ''}</p>
+      <p className="events">{run.events.length}</p>
+      <p className="renders">{renders.current}</p>
+      <ol className="plan">{run.plan.map((s) => <li key={s}>{s}</li>)}</ol>
+      <p className="text">{run.text}</p>
     </div>
   );
 }
@@ -25,7 +34,9 @@ function App() {
   return (
     <>
       <button id="toggle" onClick={() => setShown((s) => !s)}>{shown ? 'Unmount' : 'Mount'}</button>
-      {shown && <Chat />}
+      {shown && <Chat id="a" />}
+      {shown && <Chat id="b" hookKey="b" />}
+      {shown && <Chat id="fast" hookKey="fast" options={{ tokens: 3000, delayMs: 0 }} />}
     </>
   );
 }

@@ -1,8 +1,9 @@
 // The widget in Debian's Chromium, embedded on a page of another origin.
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Page } from 'playwright-core';
+import type { Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { history, MAX_BODY_BYTES } from '../../src/client/widget';
 import { demoText } from '../e2e/demo-reference';
 import { launchBrowser } from '../support/browser';
 import { ROOT, freePort, startDevServer, type DevServer } from '../support/dev-server';
@@ -11,6 +12,8 @@ import { startHostSite, type HostSite } from './host-site';
 
 const SHOTS = join(ROOT, 'test-results', 'screenshots');
 const OPTIONS = { tokens: 250, delayMs: 25 };
+/** Short answers, for tests that need several turns. */
+const QUICK = { tokens: 30, delayMs: 5 };
 let server: DevServer;
 let site: HostSite;
 let browser: Awaited<ReturnType<typeof launchBrowser>>;
@@ -41,35 +44,51 @@ afterAll(async () => {
 });
 
 const w = (page: Page, selector: string) => page.locator(`edgestream-widget ${selector}`);
+/** A part of the newest turn. */
+const last = (page: Page, selector: string) => w(page, `.turn:last-child ${selector}`);
+const quickUrl = (extra = '') => `${site.url}/?options=${encodeURIComponent(JSON.stringify(QUICK))}${extra}`;
+const isPost = (r: Request) => r.method() === 'POST' && r.url().endsWith('/v1/runs');
+/** id or class of the element focused inside the widget ('' when focus is outside it). */
+const focused = (page: Page) =>
+  page.evaluate(() => {
+    const a = document.querySelector('edgestream-widget')!.shadowRoot!.activeElement;
+    return a ? a.id || a.className : '';
+  });
+const turnsKey = (page: Page) => page.evaluate((e) => sessionStorage.getItem(`edgestream-widget:${e}:turns`), server.url);
 
 async function ask(page: Page, question: string) {
   await w(page, 'textarea').fill(question);
   await w(page, 'textarea').press('Enter');
 }
 
+/** The newest turn's answer once its run has ended. */
 async function finalAnswer(page: Page, timeout = 90_000) {
   await page.waitForFunction(
     () => {
-      const root = document.querySelector('edgestream-widget')?.shadowRoot;
-      return root?.querySelector('.answer')?.getAttribute('data-streaming') === 'false' && root.querySelector('.answer')!.textContent!.length > 0;
+      const answer = document.querySelector('edgestream-widget')?.shadowRoot?.querySelector('.turn:last-child .answer');
+      return answer?.getAttribute('data-streaming') === 'false' && answer.textContent!.length > 0;
     },
     undefined,
     { timeout },
   );
-  return (await w(page, '.answer').textContent()) ?? '';
+  return (await last(page, '.answer').textContent()) ?? '';
 }
 
 async function waitForText(page: Page, minLength: number) {
-  await page.waitForFunction((n) => (document.querySelector('edgestream-widget')?.shadowRoot?.querySelector('.answer')?.textContent?.length ?? 0) >= n, minLength, {
-    timeout: 30_000,
-  });
+  await page.waitForFunction(
+    (n) => (document.querySelector('edgestream-widget')?.shadowRoot?.querySelector('.turn:last-child .answer')?.textContent?.length ?? 0) >= n,
+    minLength,
+    { timeout: 30_000 },
+  );
 }
 
 describe('widget embedded on another origin', () => {
   it('asks a question and streams the answer (CORS)', async () => {
     const page = await browser.context.newPage();
     await page.goto(site.url);
+    expect(await w(page, '.hint').isVisible()).toBe(true);
     await ask(page, 'What is edgestream?');
+    expect(await w(page, '.hint').isHidden()).toBe(true);
     await expect.poll(() => w(page, '.plan li').count()).toBe(3);
     const text = await finalAnswer(page);
     expect(text).toBe(demoText('What is edgestream?', OPTIONS));
@@ -106,10 +125,122 @@ describe('widget embedded on another origin', () => {
     await page.close();
   });
 
+  it('keeps a multi-turn conversation and sends the earlier turns as messages', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(quickUrl());
+    const bodies: Array<{ query: string; messages?: unknown[] }> = [];
+    page.on('request', (r) => isPost(r) && bodies.push(r.postDataJSON()));
+    for (const q of ['first question', 'second question', 'third question']) {
+      await ask(page, q);
+      expect(await finalAnswer(page)).toBe(demoText(q, QUICK));
+    }
+    // every turn stays on screen with its own question, plan, answer and state
+    expect(await w(page, '.turn').count()).toBe(3);
+    expect(await w(page, '.question').allTextContents()).toEqual(['first question', 'second question', 'third question']);
+    expect(await w(page, '.answer').allTextContents()).toEqual(['first question', 'second question', 'third question'].map((q) => demoText(q, QUICK)));
+    expect(await w(page, '.plan').count()).toBe(3);
+    expect(bodies.map((b) => b.query)).toEqual(['first question', 'second question', 'third question']);
+    expect(bodies[0]!.messages ?? []).toEqual([]);
+    expect(bodies[2]!.messages).toEqual([
+      { role: 'user', content: 'first question' },
+      { role: 'assistant', content: demoText('first question', QUICK) },
+      { role: 'user', content: 'second question' },
+      { role: 'assistant', content: demoText('second question', QUICK) },
+    ]);
+    await page.close();
+  });
+
+  it('sends only completed turns with an answer, dropping the oldest to stay under the body limit', () => {
+    const big = 'x'.repeat(10_000);
+    const turns = [
+      ...Array.from({ length: 8 }, (_, i) => ({ question: `q${i}`, answer: big, state: 'completed' as const })),
+      { question: 'cancelled', answer: 'partial', state: 'cancelled' as const },
+      { question: 'no answer', answer: '', state: 'completed' as const },
+      { question: 'streaming', answer: 'half' },
+    ];
+    const messages = history(turns, MAX_BODY_BYTES);
+    expect(JSON.stringify(messages).length).toBeLessThan(MAX_BODY_BYTES);
+    // the newest completed turns that fit, oldest first, in user/assistant pairs
+    expect(messages.filter((m) => m.role === 'user').map((m) => m.content)).toEqual(['q4', 'q5', 'q6', 'q7']);
+    expect(messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant', 'user', 'assistant', 'user', 'assistant']);
+    expect(history(turns, 100)).toEqual([]);
+  });
+
+  it('replays the conversation after a reload, drops runs the server no longer has, and New chat forgets it', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(quickUrl());
+    await ask(page, 'one');
+    await finalAnswer(page);
+    await ask(page, 'two');
+    await finalAnswer(page);
+    // a turn whose run is gone (expired, say) must vanish quietly
+    await page.evaluate((e) => {
+      const key = `edgestream-widget:${e}:turns`;
+      const list = JSON.parse(sessionStorage.getItem(key)!);
+      sessionStorage.setItem(key, JSON.stringify([{ question: 'gone', requestId: 'web_gone', token: 'nope' }, ...list]));
+    }, server.url);
+    await page.reload();
+    await expect.poll(() => w(page, '.answer').allTextContents(), { timeout: 20_000 }).toEqual([demoText('one', QUICK), demoText('two', QUICK)]);
+    expect(await w(page, '.question').allTextContents()).toEqual(['one', 'two']);
+    expect(await w(page, '.error').first().isHidden()).toBe(true);
+    await expect.poll(() => w(page, '.conn').textContent()).toBe('Completed');
+    expect(JSON.parse((await turnsKey(page))!).map((t: { question: string }) => t.question)).toEqual(['one', 'two']);
+    // replayed turns count as history for the next question
+    const post = page.waitForRequest(isPost);
+    await ask(page, 'three');
+    expect((await post).postDataJSON().messages).toHaveLength(4);
+    await finalAnswer(page);
+
+    await w(page, 'button:has-text("New chat")').click();
+    expect(await w(page, '.turn').count()).toBe(0);
+    expect(await w(page, '.hint').isVisible()).toBe(true);
+    expect(await w(page, '.conn').textContent()).toBe('Idle');
+    expect(await turnsKey(page)).toBe('[]');
+    await page.reload();
+    await w(page, 'textarea').waitFor();
+    await page.waitForTimeout(500);
+    expect(await w(page, '.turn').count()).toBe(0);
+    expect(await w(page, '.hint').isVisible()).toBe(true);
+    await page.close();
+  });
+
+  it('ignores a run it no longer follows: New chat mid-answer cancels it, and its late callbacks change nothing', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(site.url);
+    await ask(page, 'abandon me');
+    await waitForText(page, 40);
+    const oldId = await page.evaluate((e) => JSON.parse(sessionStorage.getItem(`edgestream-widget:${e}`)!).requestId, server.url);
+    await page.evaluate(() => document.addEventListener('edgestream:event', (e) => ((window as any).__events ??= []).push((e as CustomEvent).detail.requestId)));
+    // Hold the next start for a while so the new run stays in 'connecting'.
+    await page.route(`${server.url}/v1/runs`, async (route) => {
+      await new Promise((r) => setTimeout(r, 2_000));
+      await route.continue();
+    });
+    const cancel = page.waitForRequest((r) => r.url().endsWith(`/v1/runs/${oldId}/cancel`));
+    // New chat and a new question in one task, so the old run's last callbacks
+    // (its 'closed' after the disconnect) arrive while the new run connects.
+    await page.evaluate(() => {
+      const root = document.querySelector('edgestream-widget')!.shadowRoot!;
+      (root.querySelector('.new') as HTMLButtonElement).click();
+      (window as any).__events = []; // whatever the old run delivers from now on is late
+      root.querySelector('textarea')!.value = 'the new question';
+      root.querySelector('form')!.requestSubmit();
+    });
+    await cancel;
+    await page.waitForTimeout(800); // the old run's 'closed' has long arrived
+    expect(await w(page, '.conn').textContent()).toBe('Connecting…');
+    expect(await w(page, '.question').allTextContents()).toEqual(['the new question']);
+    const late: string[] = await page.evaluate(() => (window as any).__events);
+    expect(late.filter((id) => id === oldId)).toEqual([]);
+    expect(await finalAnswer(page)).toBe(demoText('the new question', OPTIONS));
+    expect(await w(page, '.conn').textContent()).toBe('Completed');
+    await page.close();
+  });
+
   it('the stop button cancels the run', async () => {
     const page = await browser.context.newPage();
     await page.goto(site.url);
-    const requestId = page.waitForResponse((r) => r.url().endsWith('/v1/runs') && r.request().method() === 'POST');
+    const requestId = page.waitForResponse((r) => isPost(r.request()));
     await ask(page, 'stop me');
     const res = await requestId;
     await waitForText(page, 40);
@@ -125,7 +256,7 @@ describe('widget embedded on another origin', () => {
     const page = await browser.context.newPage();
     await page.goto(`${site.url}/fail`);
     const posts: string[] = [];
-    page.on('request', (r) => r.method() === 'POST' && r.url().endsWith('/v1/runs') && posts.push(r.url()));
+    page.on('request', (r) => isPost(r) && posts.push(r.url()));
     await ask(page, 'fail please');
     await expect.poll(() => w(page, '.error span').textContent(), { timeout: 20_000 }).toMatch(/failed after 3 deltas/);
     expect(await w(page, '.final').textContent()).toBe('Run failed.');
@@ -133,21 +264,156 @@ describe('widget embedded on another origin', () => {
     await w(page, '.error button').click();
     await expect.poll(() => posts.length, { timeout: 20_000 }).toBe(2);
     await expect.poll(() => w(page, '.final').textContent(), { timeout: 20_000 }).toBe('Run failed.');
-    expect(await w(page, '.question').textContent()).toBe('fail please');
+    // the failed turn is replaced, not repeated
+    expect(await w(page, '.question').allTextContents()).toEqual(['fail please']);
     await page.close();
   });
 
-  it('works with the keyboard alone', async () => {
+  it('Retry resumes the same run after the connection was lost', async () => {
+    const page = await browser.context.newPage();
+    // No backoff delays (full jitter of 0), so the reconnect attempts run out fast.
+    await page.addInitScript(() => (Math.random = () => 0));
+    const posts: string[] = [];
+    page.on('request', (r) => isPost(r) && posts.push(r.url()));
+    await page.goto(quickUrl());
+    await ask(page, 'keep going');
+    await finalAnswer(page);
+    await page.route('**/v1/runs/*/events', (route) =>
+      route.fulfill({ status: 503, headers: { 'Access-Control-Allow-Origin': '*' }, contentType: 'application/json', body: '{"error":{"code":"internal","message":"down"}}' }),
+    );
+    await page.reload(); // the replay cannot connect: retries run out
+    await expect.poll(() => last(page, '.error span').textContent(), { timeout: 30_000 }).toMatch(/gave up after/);
+    await page.unroute('**/v1/runs/*/events');
+    await last(page, '.retry').click();
+    expect(await finalAnswer(page)).toBe(demoText('keep going', QUICK));
+    expect(await last(page, '.error').isHidden()).toBe(true);
+    expect(posts).toHaveLength(1); // resumed, not asked again
+    await page.close();
+  });
+
+  it('Retry asks again as a new run when the server refused the run', async () => {
+    const page = await browser.context.newPage();
+    const posts: string[] = [];
+    page.on('request', (r) => isPost(r) && posts.push(r.url()));
+    await page.goto(quickUrl());
+    await ask(page, 'refused');
+    await finalAnswer(page);
+    await page.route('**/v1/runs/*/events', (route) =>
+      route.fulfill({
+        status: 400,
+        headers: { 'Access-Control-Allow-Origin': '*' },
+        contentType: 'application/json',
+        body: '{"error":{"code":"invalid_last_event_id","message":"Refused"}}',
+      }),
+    );
+    await page.reload();
+    await expect.poll(() => last(page, '.error span').textContent(), { timeout: 20_000 }).toBe('Refused.');
+    await page.unroute('**/v1/runs/*/events');
+    await last(page, '.retry').click();
+    await expect.poll(() => posts.length, { timeout: 20_000 }).toBe(2);
+    expect(await finalAnswer(page)).toBe(demoText('refused', QUICK));
+    expect(await w(page, '.question').allTextContents()).toEqual(['refused']);
+    await page.close();
+  });
+
+  it('works with the keyboard alone and never steals focus on load', async () => {
     const page = await browser.context.newPage();
     await page.goto(site.url);
     await w(page, 'textarea').waitFor();
+    // data-open="true" opens the panel but leaves focus with the page
+    expect(await w(page, '.panel').isVisible()).toBe(true);
+    expect(await focused(page)).toBe('');
+    await page.keyboard.press('Tab');
+    expect(await focused(page)).toBe('launcher');
+    await page.keyboard.press('Enter'); // the launcher toggles: closes
+    expect(await w(page, '.panel').isHidden()).toBe(true);
+    await page.keyboard.press('Enter'); // opens, and the user asked for it: focus the textarea
+    expect(await w(page, '.panel').isVisible()).toBe(true);
+    expect(await focused(page)).toBe('es-input');
     await page.keyboard.press('Escape');
     expect(await w(page, '.panel').isHidden()).toBe(true);
-    expect(await page.evaluate(() => document.querySelector('edgestream-widget')!.shadowRoot!.activeElement?.className)).toBe('launcher');
+    expect(await focused(page)).toBe('launcher');
     await page.keyboard.press('Enter');
+    expect(await focused(page)).toBe('es-input');
+    // Send by keyboard: Send is disabled while the answer streams, so focus goes to the textarea
+    await page.keyboard.type('keyboard question');
+    await w(page, 'button[type=submit]').focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => w(page, 'button[type=submit]').isDisabled()).toBe(true);
+    expect(await focused(page)).toBe('es-input');
+    // Stop by keyboard: Stop disappears when the run ends, so focus goes to the textarea
+    await waitForText(page, 20);
+    await w(page, 'button:has-text("Stop")').focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => last(page, '.final').textContent(), { timeout: 20_000 }).toBe('Run cancelled.');
+    expect(await w(page, 'button:has-text("Stop")').isHidden()).toBe(true);
+    expect(await focused(page)).toBe('es-input');
+    await page.close();
+  });
+
+  it('reopens a restored conversation without taking focus', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(quickUrl('&open=false'));
+    await w(page, '.launcher').waitFor();
+    expect(await w(page, '.panel').isHidden()).toBe(true);
+    await w(page, '.launcher').click();
+    expect(await focused(page)).toBe('es-input');
+    await ask(page, 'remember me');
+    await finalAnswer(page);
+    await page.reload();
+    await expect.poll(() => w(page, '.answer').textContent(), { timeout: 20_000 }).toBe(demoText('remember me', QUICK));
     expect(await w(page, '.panel').isVisible()).toBe(true);
-    expect(await page.evaluate(() => document.querySelector('edgestream-widget')!.shadowRoot!.activeElement?.id)).toBe('es-input');
-    expect(await w(page, '.answer').getAttribute('aria-live')).toBe('polite');
+    expect(await focused(page)).toBe('');
+    await page.close();
+  });
+
+  it('announces stages and the end once, not every fragment, and stays quiet while replaying', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(site.url);
+    await w(page, 'textarea').waitFor();
+    // Record what the live region says.
+    await page.evaluate(() => {
+      const live = document.querySelector('edgestream-widget')!.shadowRoot!.querySelector('[aria-live]')!;
+      const said: string[] = ((window as any).__said = []);
+      new MutationObserver(() => said.push(live.textContent!)).observe(live, { childList: true, characterData: true, subtree: true });
+    });
+    await ask(page, 'announce this');
+    await waitForText(page, 40);
+    expect(await last(page, '.answer').getAttribute('aria-live')).toBeNull();
+    expect(await last(page, '.answer').getAttribute('aria-busy')).toBe('true');
+    expect(await w(page, '.steps [aria-current="step"]').allTextContents()).toEqual(['Writing the answer']);
+    await finalAnswer(page);
+    expect(await last(page, '.answer').getAttribute('aria-busy')).toBe('false');
+    expect(await w(page, '.steps [aria-current]').count()).toBe(0);
+    const said: string[] = await page.evaluate(() => (window as any).__said);
+    expect(said.at(-1)).toBe('Answer complete');
+    expect(said.filter((s) => s === 'Answer complete')).toHaveLength(1);
+    expect(said).toContain('Writing the answer');
+    expect(said.length).toBeLessThanOrEqual(4); // three stages and the end, not 250 deltas
+    await page.reload();
+    await finalAnswer(page);
+    expect(await w(page, '.turn .answer').textContent()).toBe(demoText('announce this', OPTIONS));
+    expect(await w(page, '[aria-live]').textContent()).toBe(''); // a replay says nothing
+    await page.close();
+  });
+
+  it('follows new text only while the reader is at the bottom', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(site.url);
+    await ask(page, 'a long answer to scroll through');
+    await waitForText(page, 800);
+    const gap = () => w(page, '.body').evaluate((b) => b.scrollHeight - b.scrollTop - b.clientHeight);
+    const scrollTop = () => w(page, '.body').evaluate((b) => b.scrollTop);
+    expect(await w(page, '.body').evaluate((b) => b.scrollHeight > b.clientHeight + 100)).toBe(true);
+    expect(await gap()).toBeLessThan(40); // following the answer
+    await w(page, '.body').evaluate((b) => (b.scrollTop = 0)); // the reader scrolls up
+    await waitForText(page, 1050);
+    expect(await scrollTop()).toBe(0); // not yanked back down
+    await w(page, '.body').evaluate((b) => (b.scrollTop = b.scrollHeight)); // back at the bottom: follow again
+    const before = await last(page, '.answer').evaluate((a) => a.textContent!.length);
+    await waitForText(page, before + 120);
+    expect(await gap()).toBeLessThan(40);
+    await finalAnswer(page);
     await page.close();
   });
 
@@ -166,11 +432,13 @@ describe('widget embedded on another origin', () => {
 
   it.each(['light', 'dark'])('looks right in the %s theme (screenshot)', async (theme) => {
     const page = await browser.context.newPage();
-    await page.goto(site.url);
+    await page.goto(quickUrl());
     await page.evaluate((t) => document.querySelector('edgestream-widget')!.setAttribute('data-theme', t), theme);
+    await ask(page, 'What is edgestream?');
+    await finalAnswer(page);
     await ask(page, 'Show me the plan and the answer');
     await finalAnswer(page);
-    await w(page, '.body').evaluate((el) => (el.scrollTop = 0)); // show the question, plan and steps
+    await w(page, '.body').evaluate((el) => (el.scrollTop = 120)); // the end of the first turn and the whole second
     const file = join(SHOTS, `widget-${theme}.png`);
     await page.screenshot({ path: file });
     expect(statSync(file).size).toBeGreaterThan(10_000);
@@ -179,16 +447,109 @@ describe('widget embedded on another origin', () => {
 });
 
 describe('React hook', () => {
-  it('streams into a React page, resumes after unmount/remount, and reports the final state', async () => {
+  const REACT = { tokens: 150, delayMs: 20 };
+  const text = (page: Page, id: string) => page.locator(`#${id} .text`).textContent();
+
+  it('streams, resumes after unmount/remount, shows a finished answer again, and cleans up on unmount', async () => {
     const page = await browser.context.newPage();
     await page.goto(`${site.url}/react`);
-    await page.click('#start');
-    await page.waitForFunction(() => (document.querySelector('#text')?.textContent?.length ?? 0) > 50);
-    expect(await page.locator('#plan li').count()).toBe(3);
-    await page.click('#toggle'); // unmount: disconnects, does not cancel
+    const post = page.waitForRequest(isPost);
+    await page.click('#a .start');
+    const request = await post;
+    await page.waitForFunction(() => (document.querySelector('#a .text')?.textContent?.length ?? 0) > 50);
+    expect(await page.locator('#a .plan li').count()).toBe(3);
+    // unmount: disconnects (the stream is aborted), does not cancel
+    const aborted = page.waitForEvent('requestfailed', (r) => r === request);
+    await page.click('#toggle');
+    expect((await aborted).failure()?.errorText).toMatch(/ABORTED/);
     await page.click('#toggle'); // mount: resumes the same run from sessionStorage
-    await expect.poll(() => page.locator('#run-state').textContent(), { timeout: 60_000 }).toBe('completed');
-    expect(await page.locator('#text').textContent()).toBe(demoText('react hook question', { tokens: 150, delayMs: 20 }));
+    await expect.poll(() => page.locator('#a .run-state').textContent(), { timeout: 60_000 }).toBe('completed');
+    expect(await text(page, 'a')).toBe(demoText('react hook question a', REACT));
+    // the other component has its own key: it did not pick up this run
+    expect(await text(page, 'b')).toBe('');
+    // a remount after the run finished replays the finished answer
+    await page.click('#toggle');
+    await page.click('#toggle');
+    await expect.poll(() => page.locator('#a .run-state').textContent(), { timeout: 20_000 }).toBe('completed');
+    expect(await text(page, 'a')).toBe(demoText('react hook question a', REACT));
+    expect(Number(await page.locator('#a .events').textContent())).toBe(1 + 6 + REACT.tokens + 2);
+    expect(await text(page, 'b')).toBe('');
+    await page.close();
+  });
+
+  it('cancel() cancels the run and disconnect() stops following it', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${site.url}/react`);
+    await page.click('#a .start');
+    await page.click('#b .start');
+    await page.waitForFunction(() => ['#a', '#b'].every((id) => (document.querySelector(`${id} .text`)?.textContent?.length ?? 0) > 30));
+    await page.click('#a .cancel');
+    await page.click('#b .disconnect');
+    await expect.poll(() => page.locator('#a .run-state').textContent(), { timeout: 20_000 }).toBe('cancelled');
+    await expect.poll(() => page.locator('#b .state').textContent(), { timeout: 20_000 }).toBe('closed');
+    const stopped = (await text(page, 'b'))!.length;
+    await page.waitForTimeout(600);
+    expect((await text(page, 'b'))!.length).toBe(stopped); // nothing more arrives
+    expect(await page.locator('#b .run-state').textContent()).toBe('');
+    const full = demoText('react hook question b', REACT);
+    expect(stopped).toBeLessThan(full.length);
+    // the disconnected run went on without a reader: a remount replays it to its end
+    await page.click('#toggle');
+    await page.click('#toggle');
+    await expect.poll(() => page.locator('#b .run-state').textContent(), { timeout: 60_000 }).toBe('completed');
+    expect(await text(page, 'b')).toBe(full);
+    await expect.poll(() => page.locator('#a .run-state').textContent(), { timeout: 20_000 }).toBe('cancelled');
+    expect(demoText('react hook question a', REACT).startsWith((await text(page, 'a'))!)).toBe(true);
+    await page.close();
+  });
+
+  it('renders a burst of events in a few batched renders, with the exact text', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${site.url}/react`);
+    const before = Number(await page.locator('#fast .renders').textContent());
+    await page.click('#fast .start');
+    await expect.poll(() => page.locator('#fast .run-state').textContent(), { timeout: 60_000 }).toBe('completed');
+    expect(await text(page, 'fast')).toBe(demoText('react hook question fast', { tokens: 3000, delayMs: 0 }));
+    expect(Number(await page.locator('#fast .events').textContent())).toBe(1 + 6 + 3000 + 2);
+    // at most one render per animation frame, not one per event
+    expect(Number(await page.locator('#fast .renders').textContent()) - before).toBeLessThan(300);
+    await page.close();
+  });
+
+  it("falls back to a result's text without deltas, and forgets a stored run the server no longer has", async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${site.url}/react`);
+    const event = (seq: number, body: Record<string, unknown>) =>
+      `id: ${seq}\nevent: ${body.type}\ndata: ${JSON.stringify({ requestId: 'react_fake', seq, ts: 1, ...body })}\n\n`;
+    // An agent that sends its answer whole, with no deltas (a run the server never had).
+    await page.route(`${server.url}/v1/runs`, (route) =>
+      route.fulfill({
+        status: 200,
+        headers: {
+          'Content-Type': 'text/event-stream',
+          'Access-Control-Allow-Origin': site.url,
+          'Access-Control-Expose-Headers': 'X-Request-Id, X-Run-Token',
+          'X-Request-Id': 'react_fake',
+          'X-Run-Token': 'fake_token',
+        },
+        body:
+          event(1, { type: 'run', agent: 'fake', createdAt: 1 }) +
+          event(2, { type: 'result', messageId: 'm1', text: 'The whole answer at once.' }) +
+          event(3, { type: 'done', state: 'completed' }),
+      }),
+    );
+    await page.click('#a .start');
+    await expect.poll(() => page.locator('#a .run-state').textContent(), { timeout: 20_000 }).toBe('completed');
+    expect(await text(page, 'a')).toBe('The whole answer at once.');
+    await page.unroute(`${server.url}/v1/runs`);
+    // remount: the stored run is unknown to the server (404), so the view is empty, with no error
+    const replay = page.waitForResponse((r) => r.url().includes('/v1/runs/react_fake/events'));
+    await page.click('#toggle');
+    await page.click('#toggle');
+    expect((await replay).status()).toBe(404);
+    await expect.poll(() => page.locator('#a .state').textContent()).toBe('closed');
+    expect(await text(page, 'a')).toBe('');
+    expect(await page.evaluate((e) => sessionStorage.getItem(`edgestream-react:${e}`), server.url)).toBeNull();
     await page.close();
   });
 });
