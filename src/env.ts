@@ -13,6 +13,7 @@ export interface AppEnv extends Env {
   OPENAI_MODEL?: string;
   OPENAI_IDLE_TIMEOUT_MS?: string;
   WORKERS_AI_MODEL?: string;
+  WORKERS_AI_IDLE_TIMEOUT_MS?: string;
   /** Workers AI binding, present when `[ai]` is configured. */
   AI?: Ai;
 }

@@ -8,7 +8,14 @@ import { readWithin } from '../lib/timing';
 import { AgentError } from './types';
 
 /** The `data` strings of the events completed by one network chunk. */
-export type DataBatch = string[];
+export interface DataBatch {
+  data: string[];
+  /**
+   * The last event of a stream that ended without its blank line: complete
+   * as far as the sender is concerned (`data: [DONE]\n` then EOF), or cut off.
+   */
+  unterminated?: true;
+}
 
 /**
  * Yield, per network chunk, the data of the SSE events it completed.
@@ -20,7 +27,7 @@ export async function* sseDataBatches(
   signal: AbortSignal,
   idleMs: number,
 ): AsyncGenerator<DataBatch> {
-  let batch: DataBatch = [];
+  let batch: string[] = [];
   const parser = createParser({ onEvent: (event) => batch.push(event.data) });
   const reader = body.getReader();
   const decoder = new TextDecoder();
@@ -36,12 +43,15 @@ export async function* sseDataBatches(
       if (result.done) break;
       parser.feed(decoder.decode(result.value, { stream: true }));
       if (batch.length > 0) {
-        yield batch;
+        yield { data: batch };
         batch = [];
       }
     }
-    parser.feed(decoder.decode());
-    if (batch.length > 0) yield batch;
+    // The SSE spec drops an event that EOF cuts before its blank line;
+    // eventsource-parser's reset({ consume: true }) completes the line but
+    // still drops the event. Ending the stream with a blank line delivers it.
+    parser.feed(decoder.decode() + '\n\n');
+    if (batch.length > 0) yield { data: batch, unterminated: true };
   } catch (err) {
     if (signal.aborted) return;
     if (err instanceof AgentError) throw err;
@@ -60,21 +70,6 @@ export function parseChunk(data: string): any {
   } catch {
     throw new AgentError('upstream_malformed', 'the model sent a chunk that is not valid JSON', true);
   }
-}
-
-/**
- * Upstream HTTP failures, with `retryable` set honestly: auth and bad
- * requests will fail again; rate limits and server errors may not.
- */
-export function upstreamHttpError(status: number, provider: string): AgentError {
-  if (status === 401 || status === 403) {
-    return new AgentError('upstream_auth', `${provider} refused the credentials (HTTP ${status}); check the API key`, false);
-  }
-  if (status === 429) return new AgentError('upstream_rate_limited', `${provider} is rate limiting (HTTP 429)`, true);
-  if (status === 408 || status >= 500) {
-    return new AgentError('upstream_unavailable', `${provider} failed (HTTP ${status})`, true);
-  }
-  return new AgentError('upstream_rejected', `${provider} rejected the request (HTTP ${status})`, false);
 }
 
 /**

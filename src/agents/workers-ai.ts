@@ -4,7 +4,8 @@
  *
  * With `stream: true` the binding returns SSE bytes: `data: {"response":"..."}`
  * per token (newer models send OpenAI-style `choices[0].delta.content`
- * instead; both are read), then `data: [DONE]`.
+ * instead, reasoning models `delta.reasoning_content` too; all are read),
+ * then `data: [DONE]`.
  */
 import * as z from 'zod/mini';
 import { chatMessages, readChatStream } from './chat-stream';
@@ -47,8 +48,7 @@ export const workersAiAgent: Agent<WorkersAIOptions> = {
     if (input.options.temperature !== undefined) params.temperature = input.options.temperature;
     if (input.options.maxTokens !== undefined) params.max_tokens = input.options.maxTokens;
 
-    // Not declared in AppEnv (src/env.ts belongs to the run layer); read loosely.
-    const idleMs = idleMsFrom((ctx.env as { WORKERS_AI_IDLE_TIMEOUT_MS?: string }).WORKERS_AI_IDLE_TIMEOUT_MS, WORKERS_AI_IDLE_TIMEOUT_MS);
+    const idleMs = idleMsFrom(ctx.env.WORKERS_AI_IDLE_TIMEOUT_MS, WORKERS_AI_IDLE_TIMEOUT_MS);
 
     yield { type: 'status', status: 'generating', message: `Asking ${model}` };
     const guard = firstByteGuard(signal, idleMs);
@@ -72,12 +72,18 @@ export const workersAiAgent: Agent<WorkersAIOptions> = {
       provider: 'Workers AI',
       model,
       idleMs,
-      // Older models send `response`; newer ones the OpenAI shape.
-      parts: (chunk) => ({
-        content: typeof chunk?.response === 'string' ? chunk.response : chunk?.choices?.[0]?.delta?.content,
-        finishReason: chunk?.choices?.[0]?.finish_reason,
-        usage: chunk?.usage,
-      }),
+      parts: (chunk) => {
+        const choice = chunk?.choices?.[0];
+        return {
+          // Older models send `response`; newer ones the OpenAI shape, some
+          // with an empty `response` beside it: the text is wherever it is not empty.
+          content: typeof chunk?.response === 'string' && chunk.response !== '' ? chunk.response : choice?.delta?.content,
+          reasoning: choice?.delta?.reasoning_content ?? choice?.delta?.reasoning,
+          finishReason: choice?.finish_reason,
+          usage: chunk?.usage,
+          error: chunk?.error,
+        };
+      },
     });
   },
 };

@@ -2,9 +2,10 @@
 // Durable Object files of a real `wrangler dev`, against the fake upstream.
 //
 // Two layers keep writes low: the agent merges the text pieces that arrive
-// in one network chunk into one `delta` event, and the event log stores all
-// events appended within one macrotask as one row. Neither waits for more
-// text, so a reader never gets a piece later than the network delivered it.
+// in one network chunk, or within 16 ms (one display frame) of its last
+// delta, into one `delta` event; and the event log stores all events
+// appended within one macrotask as one row. The first piece after a quiet
+// spell goes out at once; no piece waits longer than the window.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevServer, type DevServer } from '../support/dev-server';
 import { storedRun, type StoredRun } from '../support/do-storage';
@@ -28,21 +29,39 @@ const PLAIN_TEXT_CHUNKS = fixtureEvents('plain').filter((e) => /"content":"[^"]/
 interface Measured extends StoredRun {
   deltas: number;
   text: string;
+  /**
+   * For `paced-*` models, per token: the stored event's `ts` minus when the
+   * fake wrote the token (ms; both clocks are this machine's wall clock).
+   */
+  delays: number[];
 }
 
 async function measure(body: Record<string, unknown>): Promise<Measured> {
+  const before = fake.requests.length;
   const { requestId, token } = await createRun(server.url, body);
   expect(await waitForState(server.url, requestId, token)).toMatchObject({ state: 'completed' });
   const read = await readSse(`${server.url}/v1/runs/${requestId}/events?token=${token}`);
   const stored = storedRun(server.persistDir, requestId);
   expect(stored).not.toBeNull();
   expect(stored!.events).toBe(read.events.length);
-  return { ...stored!, deltas: stored!.types.filter((t) => t === 'delta').length, text: textOf(read.events) };
+  const sent = fake.requests[before]?.sent ?? [];
+  const delays: number[] = [];
+  for (const e of read.events.filter((e) => e.event === 'delta')) {
+    for (const [, i] of (e.data.text as string).matchAll(/w(\d+) /g)) if (sent[Number(i)]) delays.push(e.data.ts - sent[Number(i)]!.at);
+  }
+  return { ...stored!, deltas: stored!.types.filter((t) => t === 'delta').length, text: textOf(read.events), delays };
 }
 
 const table: string[] = [];
 const note = (name: string, m: Measured, upstreamTextChunks: number) =>
-  table.push(`${name.padEnd(50)} upstream text chunks ${String(upstreamTextChunks).padStart(4)}  delta events ${String(m.deltas).padStart(4)}  events ${String(m.events).padStart(4)}  rows ${String(m.rows).padStart(4)}`);
+  table.push(
+    `${name.padEnd(50)} upstream text chunks ${String(upstreamTextChunks).padStart(4)}  delta events ${String(m.deltas).padStart(4)}  ` +
+      `events ${String(m.events).padStart(4)}  rows ${String(m.rows).padStart(4)}  rows per 1,000 tokens ${String(Math.round((m.rows * 1000) / upstreamTextChunks)).padStart(4)}` +
+      (m.delays.length ? `  max delay ${Math.max(...m.delays).toFixed(0)} ms` : ''),
+  );
+const words = (n: number) => Array.from({ length: n }, (_, i) => `w${i} `).join('');
+/** The window, plus the event loops of the fake, workerd and the DO's storage on 2 busy cores. */
+const MAX_DELAY_MS = 16 + 30;
 
 describe('coalescing: events and rows per model stream', () => {
   afterAll(() => console.log(`\n${table.join('\n')}\n`));
@@ -55,22 +74,42 @@ describe('coalescing: events and rows per model stream', () => {
     expect(m.text).toBe('Resumable streams keep every token: the log is the source of truth.');
   });
 
-  it('tokens paced by the network are stored as they come: one delta, one row each, nothing held back', async () => {
-    const m = await measure({ agent: 'openai', query: 'q', options: { model: 'slow-100' } });
-    note('openai, slow-100: 100 tokens 20 ms apart', m, 100);
-    expect(m.deltas).toBe(100);
+  it('a token every 5 ms: at most half as many delta events (and rows) as tokens, none held beyond the window', async () => {
+    const m = await measure({ agent: 'openai', query: 'q', options: { model: 'paced-5-400' } });
+    note('openai, paced-5-400: 400 tokens 5 ms apart', m, 400);
+    expect(m.text).toBe(words(400));
+    expect(m.deltas).toBeLessThanOrEqual(200);
+    expect(m.rows).toBeLessThanOrEqual(m.deltas + 4);
+    expect(m.delays).toHaveLength(400);
+    expect(Math.max(...m.delays)).toBeLessThanOrEqual(MAX_DELAY_MS);
+  });
+
+  it('a token every 30 ms: (nearly) one delta each, nothing merged that a reader could have seen sooner', async () => {
+    const m = await measure({ agent: 'openai', query: 'q', options: { model: 'paced-30-100' } });
+    note('openai, paced-30-100: 100 tokens 30 ms apart', m, 100);
+    expect(m.text).toBe(words(100));
+    // Two tokens share a delta only when the network delivered them < 16 ms apart.
+    expect(m.deltas).toBeGreaterThanOrEqual(90);
+    expect(Math.max(...m.delays)).toBeLessThanOrEqual(MAX_DELAY_MS);
+  });
+
+  it('a token every 40 ms: one delta and one row each, nothing held back', async () => {
+    const m = await measure({ agent: 'openai', query: 'q', options: { model: 'paced-40-60' } });
+    note('openai, paced-40-60: 60 tokens 40 ms apart', m, 60);
+    expect(m.deltas).toBe(60);
     // Each delta got its own row: the log did not wait for a second one.
     expect(m.rows).toBeGreaterThanOrEqual(m.deltas);
     expect(m.rows).toBeLessThanOrEqual(m.deltas + 4);
   });
 
-  it('a fast model (a token every 2 ms) costs at most one delta and about one row per token', async () => {
+  it('a fast model (a token every 2 ms) costs a few deltas, far fewer than tokens', async () => {
     const m = await measure({ agent: 'openai', query: 'q', options: { model: 'plain' } });
     note('openai, plain: 14 tokens 2 ms apart', m, PLAIN_TEXT_CHUNKS);
-    // How many tokens share a network chunk depends on timing; never more deltas than tokens.
+    // ~30 ms of text: the first token at once, then a delta per 16 ms window.
     expect(m.deltas).toBeGreaterThanOrEqual(1);
-    expect(m.deltas).toBeLessThanOrEqual(PLAIN_TEXT_CHUNKS);
+    expect(m.deltas).toBeLessThanOrEqual(5);
     expect(m.rows).toBeLessThanOrEqual(m.deltas + 4);
+    expect(m.text).toBe('Resumable streams keep every token: the log is the source of truth.');
   });
 
   it('chunks cut at awkward byte boundaries never yield more deltas than tokens', async () => {

@@ -73,6 +73,41 @@ describe('workers-ai agent', () => {
     expect(calls[1]!.model).toBe('@cf/qwen/qwen3-30b-a3b-fp8');
   });
 
+  it('takes `response` only when it is not empty, else the OpenAI-style delta', async () => {
+    // Newer models put an empty `response` beside `choices`.
+    const frames = ['Bon', 'jour']
+      .map((w) => `data: ${JSON.stringify({ response: '', choices: [{ index: 0, delta: { content: w }, finish_reason: null }] })}\n\n`)
+      .concat(`data: ${JSON.stringify({ response: '', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`, 'data: [DONE]\n\n');
+    const events = await collect(workersAiAgent, input(), fakeAi(frames));
+    expect(events.at(-1)).toMatchObject({ type: 'result', text: 'Bonjour', data: { finishReason: 'stop' } });
+  });
+
+  it('shows reasoning_content as a thinking status and puts it into the result, not the text', async () => {
+    const chunk = (delta: object) => `data: ${JSON.stringify({ choices: [{ index: 0, delta, finish_reason: null }] })}\n\n`;
+    const frames = [
+      chunk({ role: 'assistant', reasoning_content: 'Hmm,' }),
+      chunk({ reasoning_content: ' a greeting.' }),
+      chunk({ content: 'Hello' }),
+      chunk({ content: '!' }),
+      'data: [DONE]\n\n',
+    ];
+    const events = await collect(workersAiAgent, input(), fakeAi(frames));
+    expect(events.filter((e) => e.type === 'status').map((e: any) => e.status)).toEqual(['generating', 'thinking', 'generating']);
+    expect(events.filter((e) => e.type === 'delta').map((e: any) => e.text).join('')).toBe('Hello!');
+    expect(events.at(-1)).toMatchObject({ type: 'result', text: 'Hello!', data: { reasoning: 'Hmm, a greeting.' } });
+  });
+
+  it('fails with upstream_error on an error object inside the stream, keeping the text before it', async () => {
+    const frames = [...legacy(['Hi', ' there']).slice(0, 2), `data: ${JSON.stringify({ error: { code: 'capacity_exceeded', message: 'internal details' } })}\n\n`];
+    const events: any[] = [];
+    const err = await (async () => {
+      for await (const e of workersAiAgent.run(input(), new AbortController().signal, { env: fakeAi(frames) as never, skip: 0 })) events.push(e);
+    })().catch((e) => e);
+    expect(err).toBeInstanceOf(AgentError);
+    expect(err).toMatchObject({ code: 'upstream_error', message: 'Workers AI reported an error mid-stream (capacity_exceeded)' });
+    expect(events.filter((e) => e.type === 'delta').map((e) => e.text).join('')).toBe('Hi there');
+  });
+
   it('fails honestly on a stream without [DONE] or with a malformed chunk', async () => {
     for (const [frames, code] of [
       [legacy(['a', 'b']).slice(0, -1), 'upstream_incomplete'],

@@ -9,16 +9,19 @@ const KEY = 'sk-test-e2e-secret-0123456789';
 let fake: FakeOpenAI;
 let server: DevServer;
 let bare: DevServer;
+let moved: DevServer;
 
 beforeAll(async () => {
   fake = await startFakeOpenAI();
-  [server, bare] = await Promise.all([
+  [server, bare, moved] = await Promise.all([
     startDevServer({ vars: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: KEY, OPENAI_MODEL: 'plain' } }),
     startDevServer(), // no model configured
+    // A base URL that redirects, with a query string to keep (Azure's api-version).
+    startDevServer({ vars: { OPENAI_BASE_URL: `${fake.url}/redirect/v1?api-version=2024-10-21`, OPENAI_API_KEY: KEY, OPENAI_MODEL: 'plain' } }),
   ]);
 });
 afterAll(async () => {
-  await Promise.all([server?.stop(), bare?.stop()]);
+  await Promise.all([server?.stop(), bare?.stop(), moved?.stop()]);
   await fake?.close();
 });
 
@@ -77,5 +80,28 @@ describe('openai agent through wrangler dev', () => {
     expect(body.error.message).toMatch(/OPENAI_API_KEY/);
     const badOption = await start(server.url, { agent: 'openai', query: 'q', options: { baseUrl: 'http://evil.example' } });
     expect(badOption.status).toBe(400);
+  });
+
+  it('a reasoning model: a thinking status, then the answer; the thoughts only in the result', async () => {
+    const res = await start(server.url, { agent: 'openai', query: 'q', options: { model: 'reasoning-deepseek' } });
+    const { requestId, token } = (await res.json()) as { requestId: string; token: string };
+    const read = await readSse(`${server.url}/v1/runs/${requestId}/events?token=${token}`);
+    const statuses = read.events.filter((e) => e.event === 'status').map((e) => e.data.status);
+    expect(statuses).toEqual(['generating', 'thinking', 'generating']);
+    expect(textOf(read.events)).toBe('A log you can replay.');
+    expect(read.events.at(-2)!.data).toMatchObject({ type: 'result', data: { reasoning: 'Okay, the user asks about resumable streams.' } });
+    expect(read.events.at(-1)!.data).toMatchObject({ type: 'done', state: 'completed' });
+  });
+
+  it('workerd does not follow a redirecting OPENAI_BASE_URL, and kept its query string', async () => {
+    const before = fake.requests.length;
+    const res = await start(moved.url, { agent: 'openai', query: 'q' });
+    const { requestId, token } = (await res.json()) as { requestId: string; token: string };
+    const read = await readSse(`${moved.url}/v1/runs/${requestId}/events?token=${token}`);
+    expect(read.events.slice(-2).map((e) => e.data)).toMatchObject([
+      { type: 'error', code: 'upstream_rejected', message: 'OPENAI_BASE_URL redirects; set the final URL', retryable: false },
+      { type: 'done', state: 'failed' },
+    ]);
+    expect(fake.requests.slice(before).map((r) => r.path)).toEqual(['/redirect/v1/chat/completions?api-version=2024-10-21']);
   });
 });

@@ -4,7 +4,7 @@
  * recorded-format fixtures (test/fixtures/openai/*.sse). The request's
  * `model` picks the scenario, so tests drive it through the public options.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
@@ -14,14 +14,21 @@ export const fixture = (name: string) => readFileSync(join(FIXTURES, `${name}.ss
 
 /** The SSE events (with their trailing blank line) of a fixture. */
 export const fixtureEvents = (name: string) => fixture(name).split(/(?<=\n\n)/);
+const hasFixture = (name: string) => /^[a-z-]+$/.test(name) && existsSync(join(FIXTURES, `${name}.sse`));
+
+/** Wall-clock ms with sub-ms precision, comparable across processes on this machine. */
+export const preciseNow = () => performance.timeOrigin + performance.now();
 
 export interface RecordedRequest {
+  /** Path and query, as sent. */
   path: string;
   headers: IncomingMessage['headers'];
   body: any;
   /** Resolves when the client closed (or aborted) this request's connection. */
   closed: Promise<void>;
   closedEarly: () => boolean;
+  /** For `paced-*` scenarios: each text piece and when it was written (preciseNow). */
+  sent: { text: string; at: number }[];
 }
 
 export interface FakeOpenAI {
@@ -38,10 +45,27 @@ const SSE_HEADERS = {
   'x-request-id': 'req_fake123',
 };
 
-const ERRORS: Record<number, object> = {
+/** OpenAI's error bodies (the 401 quotes part of the key, as OpenAI's does). */
+const ERRORS: Record<string, object> = {
   401: { error: { message: 'Incorrect API key provided: sk-test-*****cret.', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } },
   429: { error: { message: 'Rate limit reached for gpt-4o-mini.', type: 'requests', param: null, code: 'rate_limit_exceeded' } },
   500: { error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } },
+  '404-model': {
+    error: { message: 'The model `gpt-5-nope` does not exist or you do not have access to it.', type: 'invalid_request_error', param: null, code: 'model_not_found' },
+  },
+  '400-context': {
+    error: {
+      message: "This model's maximum context length is 128000 tokens. However, your messages resulted in 130054 tokens. Please reduce the length of the messages.",
+      type: 'invalid_request_error',
+      param: 'messages',
+      code: 'context_length_exceeded',
+    },
+  },
+  '429-quota': {
+    error: { message: 'You exceeded your current quota, please check your plan and billing details.', type: 'insufficient_quota', param: null, code: 'insufficient_quota' },
+  },
+  // Codes that are not plain identifiers are not shown.
+  '400-badcode': { error: { message: 'Bad request', type: 'Invalid Request!', param: null, code: 'Some <b>Code</b>' } },
 };
 
 const STRICT_422 = {
@@ -55,24 +79,33 @@ const STRICT_422 = {
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Scenarios by model name. `slow-N` streams N words, 20 ms apart; `strict`
- * refuses `stream_options` like Mistral, then streams the plain answer.
+ * Scenarios by model name. `slow-N` streams N words, 20 ms apart;
+ * `paced-G-N` N words G ms apart (recording when each was written);
+ * `strict` refuses `stream_options` like Mistral, then streams the plain
+ * answer; a fixture's name streams that fixture.
  */
-async function play(model: string, body: any, res: ServerResponse, socket: Socket, done: () => boolean) {
+async function play(model: string, rec: RecordedRequest, req: IncomingMessage, res: ServerResponse, socket: Socket, done: () => boolean) {
+  const body = rec.body;
   if (model === 'strict' && body?.stream_options) {
     // Mistral's answer to a field it does not know (FastAPI-style 422).
     res.writeHead(422, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify(STRICT_422));
     return;
   }
-  const http = /^http-(\d{3})$/.exec(model);
+  const http = /^http-(\d{3})(-[a-z]+)?$/.exec(model);
   if (http) {
     const status = Number(http[1]);
+    const key = String(req.headers.authorization ?? '').replace(/^Bearer /, '');
+    let error = ERRORS[`${status}${http[2] ?? ''}`] ?? { error: { message: 'error' } };
+    // A server that quotes the whole key back, in the message and even as the code.
+    if (http[2] === '-echo') error = { error: { message: `Incorrect API key provided: ${key}.`, type: 'invalid_request_error', param: null, code: 'invalid_api_key' } };
+    if (http[2] === '-keycode') error = { error: { message: `bad key ${key}`, type: key, param: null, code: key } };
     res.writeHead(status, { 'Content-Type': 'application/json' });
-    res.end(JSON.stringify(ERRORS[status] ?? { error: { message: 'error' } }));
+    res.end(JSON.stringify(error));
     return;
   }
   if (model === 'no-headers') return; // accepted the request, never answers: keep the socket open
+  if (await playNotSse(model, res)) return;
   res.writeHead(200, SSE_HEADERS);
   const send = async (events: string[], gapMs: number) => {
     for (const e of events) {
@@ -84,6 +117,20 @@ async function play(model: string, body: any, res: ServerResponse, socket: Socke
   const slow = /^slow-(\d+)$/.exec(model);
   if (slow) {
     await send(slowEvents(Number(slow[1])), 20);
+    res.end();
+    return;
+  }
+  const paced = /^paced-(\d+)-(\d+)$/.exec(model);
+  if (paced) {
+    const events = slowEvents(Number(paced[2]));
+    res.write(events[0]);
+    for (const [i, e] of events.slice(1, -3).entries()) {
+      if (done()) return;
+      await wait(Number(paced[1]));
+      res.write(e);
+      rec.sent.push({ text: `w${i} `, at: preciseNow() });
+    }
+    await send(events.slice(-3), 0);
     res.end();
     return;
   }
@@ -100,6 +147,18 @@ async function play(model: string, body: any, res: ServerResponse, socket: Socke
       }
       break;
     }
+    case 'utf8-split':
+      // Multi-byte characters cut between two network writes, 10 ms apart.
+      for (const piece of UTF8_PIECES) {
+        const bytes = Buffer.from(textEvent(piece));
+        const cut = bytes.indexOf(Buffer.from(piece)) + Buffer.from(piece.replace(/[^\x00-\x7f].*$/u, '')).length + 1;
+        res.write(bytes.subarray(0, cut));
+        await wait(10);
+        res.write(bytes.subarray(cut));
+        await wait(2);
+      }
+      await send(fixtureEvents('plain').slice(-3), 0);
+      break;
     case 'burst':
       // Every event in one network chunk, as a fast model behind a buffering proxy sends them.
       res.write(fixture('plain'));
@@ -116,10 +175,25 @@ async function play(model: string, body: any, res: ServerResponse, socket: Socke
     case 'malformed':
       await send([...fixtureEvents('plain').slice(0, 3), 'data: {"choices":[{"delta":{"content":"x"}\n\n'], 2);
       break;
+    case 'malformed-burst':
+      // Good chunks and a bad one in the same network chunk.
+      res.write([...fixtureEvents('plain').slice(0, 3), 'data: {"choices":[{"delta":{"content":"x"}\n\n'].join(''));
+      break;
     case 'done-open':
       // The whole answer with [DONE], but the connection stays open (some proxies do this).
       await send(fixtureEvents('plain'), 2);
       return;
+    case 'done-no-blank':
+      // The last event without its blank line: `data: [DONE]\n`, then the end.
+      await send([...fixtureEvents('plain').slice(0, -1), 'data: [DONE]\n'], 2);
+      break;
+    case 'done-no-newline':
+      await send([...fixtureEvents('plain').slice(0, -1), 'data: [DONE]'], 2);
+      break;
+    case 'truncated-eof':
+      // A clean end of the body in the middle of a chunk (a proxy closing early).
+      await send([...fixtureEvents('plain').slice(0, 4), fixtureEvents('plain')[4]!.slice(0, 60)], 2);
+      break;
     case 'no-done':
       await send(fixtureEvents('plain').slice(0, -1), 2);
       break;
@@ -127,19 +201,61 @@ async function play(model: string, body: any, res: ServerResponse, socket: Socke
       await send([...fixtureEvents('plain').slice(0, 3), 'data: {"error":{"message":"overloaded","type":"server_error"}}\n\n'], 2);
       break;
     default:
-      await send(fixtureEvents('plain'), 2);
+      await send(fixtureEvents(hasFixture(model) ? model : 'plain'), 2);
   }
   res.end();
 }
 
-function slowEvents(n: number): string[] {
-  const head = fixtureEvents('plain')[0]!;
-  const events = [head];
-  for (let i = 0; i < n; i++) {
-    const chunk = JSON.parse(head.slice('data: '.length));
-    chunk.choices[0].delta = { content: `w${i} ` };
-    events.push(`data: ${JSON.stringify(chunk)}\n\n`);
+/** Text pieces with characters of 2 and 4 bytes in UTF-8. */
+export const UTF8_PIECES = ['Caf\u00e9 ', '\u{1F600}', ' na\u00efve'];
+
+/**
+ * 200 answers that are not an event stream. Returns false for the other
+ * scenarios. `sse-as-text` is a stream under the wrong Content-Type.
+ */
+async function playNotSse(model: string, res: ServerResponse): Promise<boolean> {
+  switch (model) {
+    case 'json-completion':
+      res.writeHead(200, { 'Content-Type': 'application/json', 'x-request-id': 'req_fake124' });
+      res.end(readFileSync(join(FIXTURES, 'completion.json')));
+      return true;
+    case 'json-error':
+      // Some proxies answer 200 with an error body.
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(ERRORS['404-model']));
+      return true;
+    case 'json-other':
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end('{"object":"list","data":[]}');
+      return true;
+    case 'html':
+      // OPENAI_BASE_URL pointing at a web page.
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      res.end('<!doctype html><html><head><title>Welcome</title></head><body>It works!</body></html>');
+      return true;
+    case 'sse-as-text':
+      res.writeHead(200, { ...SSE_HEADERS, 'Content-Type': 'text/plain; charset=utf-8' });
+      for (const e of fixtureEvents('plain')) {
+        res.write(e);
+        await wait(2);
+      }
+      res.end();
+      return true;
+    default:
+      return false;
   }
+}
+
+/** One OpenAI chunk carrying `content`. */
+function textEvent(content: string): string {
+  const chunk = JSON.parse(fixtureEvents('plain')[1]!.slice('data: '.length));
+  chunk.choices[0].delta = { content };
+  return `data: ${JSON.stringify(chunk)}\n\n`;
+}
+
+function slowEvents(n: number): string[] {
+  const events = [fixtureEvents('plain')[0]!];
+  for (let i = 0; i < n; i++) events.push(textEvent(`w${i} `));
   events.push(...fixtureEvents('plain').slice(-3)); // stop, usage, [DONE]
   return events;
 }
@@ -159,12 +275,19 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     });
     res.on('finish', () => (finished = true));
     const body = raw ? JSON.parse(raw) : null;
-    requests.push({ path: req.url ?? '', headers: req.headers, body, closed, closedEarly: () => closedEarly });
-    if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
+    const rec: RecordedRequest = { path: req.url ?? '', headers: req.headers, body, closed, closedEarly: () => closedEarly, sent: [] };
+    requests.push(rec);
+    const { pathname, search } = new URL(req.url ?? '/', 'http://fake');
+    if (pathname.startsWith('/redirect/')) {
+      // A base URL that moved: the real endpoint is elsewhere.
+      res.writeHead(307, { Location: `${pathname.slice('/redirect'.length)}${search}` }).end();
+      return;
+    }
+    if (req.method !== 'POST' || pathname !== '/v1/chat/completions') {
       res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":{"message":"not found"}}');
       return;
     }
-    await play(String(body?.model ?? ''), body, res, req.socket, () => res.destroyed);
+    await play(String(body?.model ?? ''), rec, req, res, req.socket, () => res.destroyed);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
