@@ -22,15 +22,15 @@ button, textarea { font: inherit; color: inherit; }
   transition: opacity .15s ease, transform .15s ease; }
 :host([data-position="bottom-left"]) .panel { right: auto; left: 0; }
 .panel[hidden] { display: none; }
-header { display: flex; align-items: center; gap: 8px; padding: 12px 14px; border-bottom: 1px solid var(--line); }
-h2 { margin: 0; font-size: 15px; flex: 1; }
-.conn { font-size: 12px; color: var(--muted); display: inline-flex; align-items: center; gap: 6px; }
+header { display: flex; align-items: center; gap: 6px; padding: 12px 14px; border-bottom: 1px solid var(--line); }
+h2 { margin: 0; font-size: 15px; flex: 1; min-width: 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.conn { font-size: 12px; color: var(--muted); display: inline-flex; align-items: center; gap: 6px; flex: none; white-space: nowrap; }
 .conn::before { content: ""; width: 8px; height: 8px; border-radius: 50%; background: var(--muted); }
 .conn[data-state="open"]::before { background: #1a7f37; }
 .conn[data-state="reconnecting"]::before, .conn[data-state="connecting"]::before { background: #bf8700; }
 .conn[data-state="error"]::before { background: var(--err); }
-.icon { border: 0; background: transparent; cursor: pointer; font-size: 18px; line-height: 1; padding: 4px 8px; border-radius: 6px; }
-.new { font-size: 13px; line-height: 1.2; color: var(--muted); }
+.icon { border: 0; background: transparent; cursor: pointer; font-size: 18px; line-height: 1; padding: 4px 6px; border-radius: 6px; }
+.new { font-size: 12px; line-height: 1.2; color: var(--muted); flex: none; white-space: nowrap; padding: 4px; }
 .body { flex: 1; overflow-y: auto; padding: 12px 14px; display: flex; flex-direction: column; gap: 18px; }
 .hint { margin: auto 16px; text-align: center; color: var(--muted); }
 .hint[hidden] { display: none; }
