@@ -62,6 +62,11 @@ interface Turn extends PastTurn {
 
 /** The server refuses bodies over 64 KiB; stay well under it. */
 export const MAX_BODY_BYTES = 48 * 1024;
+/**
+ * Turns kept in the panel and in storage; the oldest go first. Bounds what a
+ * reload replays at once (each turn is one request to the server's log).
+ */
+export const MAX_TURNS = 20;
 
 const CHAT_ICON =
   '<svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z"/></svg>';
@@ -357,6 +362,7 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
     if (!query || el.send.disabled) return; // one answer at a time
     const messages = history(turns, MAX_BODY_BYTES - bytes({ query, agent: config.agent, options: config.options }) - 200);
     el.input.value = '';
+    while (turns.length >= MAX_TURNS) drop(turns[0]!);
     attach(addTurn(query), { query, agent: config.agent, options: config.options, messages, persistKey });
     toBottom(); // asking means wanting to see the answer
   };
@@ -412,7 +418,7 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
   // After a reload: replay every turn from its first event. The turn that was
   // still streaming (its handle is under persistKey) keeps that key and goes on live.
   const live = loadHandle(persistKey);
-  for (const saved of loadTurns(turnsKey)) {
+  for (const saved of loadTurns(turnsKey).slice(-MAX_TURNS)) {
     const isLive = live?.requestId === saved.requestId;
     const t = addTurn(saved.question, saved);
     t.quietUpTo = isLive ? live!.lastEventId : Infinity;

@@ -3,7 +3,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { history, MAX_BODY_BYTES } from '../../src/client/widget';
+import { history, MAX_BODY_BYTES, MAX_TURNS } from '../../src/client/widget';
 import { demoText } from '../e2e/demo-reference';
 import { launchBrowser } from '../support/browser';
 import { ROOT, freePort, startDevServer, type DevServer } from '../support/dev-server';
@@ -147,6 +147,20 @@ describe('widget embedded on another origin', () => {
       { role: 'user', content: 'second question' },
       { role: 'assistant', content: demoText('second question', QUICK) },
     ]);
+    await page.close();
+  });
+
+  it(`keeps at most ${MAX_TURNS} turns, on screen and in storage, forgetting the oldest`, async () => {
+    const page = await browser.context.newPage();
+    await page.goto(quickUrl());
+    const questions = Array.from({ length: MAX_TURNS + 2 }, (_, i) => `question ${i}`);
+    for (const q of questions) {
+      await ask(page, q);
+      await finalAnswer(page);
+    }
+    const kept = questions.slice(-MAX_TURNS);
+    expect(await w(page, '.question').allTextContents()).toEqual(kept);
+    expect(JSON.parse((await turnsKey(page))!).map((t: { question: string }) => t.question)).toEqual(kept);
     await page.close();
   });
 
