@@ -148,7 +148,8 @@ export function useAgentRun(config: UseAgentRunConfig): AgentRunView {
     [endpoint, persistKey, heartbeatMs, agent, optionsJson, follow],
   );
   const cancel = useCallback(async () => {
-    await runRef.current?.cancel();
+    // A run that never started has nothing to cancel; a click must not become an unhandled rejection.
+    await runRef.current?.cancel().catch(() => {});
   }, []);
   const disconnect = useCallback(() => runRef.current?.disconnect(), []);
 

@@ -167,7 +167,7 @@ export class AgentRun implements AsyncIterable<RunEvent> {
         for (;;) {
           const event = this.#queue.shift();
           if (event) {
-            this.#persist(event);
+            this.#persist(event); // what the consumer took: a reload resumes after it
             if (this.#queue.length < this.#hwm) this.#wakeProducer?.();
             return { value: event, done: false };
           }
@@ -223,8 +223,9 @@ export class AgentRun implements AsyncIterable<RunEvent> {
         } else if (res.status === 200) {
           // A 200 that is not our stream (a captive portal's page, a proxy's error page): retry later.
           await res.body?.cancel();
+          if (!started) postUnanswered = true;
         } else {
-          const error = await errorOf(res);
+          const error = await errorOf(res, this.#watchdogMs);
           if (res.status === 409 && postUnanswered) {
             return this.#fail({
               code: 'start_unconfirmed',
@@ -339,6 +340,8 @@ export class AgentRun implements AsyncIterable<RunEvent> {
       return;
     }
     guard(() => this.#opts.onEvent?.(event));
+    // Until an iterator takes events, delivered is as far as anyone got.
+    if (!this.#consuming) this.#persist(event);
     this.#queue.push(event);
     this.#wakeConsumer?.();
     // Backpressure: stop reading the network while the consumer is behind.
@@ -442,15 +445,24 @@ function randomId(): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-async function errorOf(res: Response): Promise<ClientError> {
+/** The service's error from an answer, or the status alone when the body is not ours or never comes. */
+async function errorOf(res: Response, timeoutMs: number): Promise<ClientError> {
   let code = `http_${res.status}`;
   let message = `HTTP ${res.status}`;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  // A proxy may send headers and then stall the body: don't wait for it forever.
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('error body stalled')), timeoutMs);
+  });
   try {
-    const body = (await res.json()) as { error?: { code?: string; message?: string } };
+    const body = (await Promise.race([res.json(), stalled])) as { error?: { code?: string; message?: string } };
     if (body.error?.code) code = body.error.code;
     if (body.error?.message) message = body.error.message;
   } catch {
-    // not JSON: keep the status
+    // not JSON, or stalled: keep the status
+    res.body?.cancel().catch(() => {});
+  } finally {
+    clearTimeout(timer);
   }
   return { code, message, status: res.status };
 }

@@ -34,10 +34,10 @@ runs.post(
     // this deployment's agents from validation errors. A Bearer that is not
     // a key may be a run token: the run's object decides (attach or 409).
     if (!mayCreate && caller.token === undefined) {
-      throw new ApiError('unauthorized', 'this deployment needs an API key: send Authorization: Bearer <key>');
+      throw needsKey();
     }
     if (!caller.apiKey) await limitStarts(c);
-    const input = await readStartInput(c);
+    const input = await readStartInput(c, mayCreate);
     const stub = runStub(c, input.requestId);
     const wantsStream = (c.req.header('Accept') ?? '').includes('text/event-stream');
 
@@ -49,15 +49,13 @@ runs.post(
         body: JSON.stringify(input),
       });
       if (res.status === 409) throw runExists(input.requestId);
-      if (res.status === 401) throw new ApiError('unauthorized', 'this deployment needs an API key to start a run');
+      if (res.status === 401) throw needsKey();
       return res;
     }
 
     const outcome = await stub.start(input, caller, mayCreate);
     if (outcome.kind === 'exists') throw runExists(input.requestId);
-    if (outcome.kind === 'unauthorized') {
-      throw new ApiError('unauthorized', 'this deployment needs an API key to start a run');
-    }
+    if (outcome.kind === 'unauthorized') throw needsKey();
     const base = new URL(c.req.url);
     const link = (path: string) => new URL(`/v1/runs/${encodeURIComponent(input.requestId)}${path}`, base).href;
     return c.json(
@@ -115,7 +113,7 @@ agents.get('/', async (c) => {
   const config = getConfig(c.env);
   if (config.API_KEYS.length > 0) {
     const caller = await callerOf(c, config, false);
-    if (!caller.apiKey) throw new ApiError('unauthorized', 'this deployment needs an API key: send Authorization: Bearer <key>');
+    if (!caller.apiKey) throw needsKey();
   }
   return c.json({ agents: listAgents(c.env) });
 });
@@ -136,7 +134,13 @@ function otherMethod(c: AppContext, method: 'GET' | 'POST'): Response {
   });
 }
 
-async function readStartInput(c: AppContext): Promise<StartInput> {
+/**
+ * The validated start. A caller that may only attach (API keys required, a
+ * Bearer that is not a key) gets the agent checks skipped: attaching ignores
+ * the body's agent and options, and their errors would tell a caller without
+ * a key which agents this deployment has.
+ */
+async function readStartInput(c: AppContext, mayCreate: boolean): Promise<StartInput> {
   const type = c.req.header('Content-Type') ?? '';
   if (!/^application\/([\w.+-]*\+)?json\b/i.test(type.trim())) {
     throw new ApiError('unsupported_media_type', 'send the body as JSON with Content-Type: application/json');
@@ -154,6 +158,11 @@ async function readStartInput(c: AppContext): Promise<StartInput> {
   }
   const body = parsed.data;
   const agentName = body.agent ?? DEFAULT_AGENT;
+  if (!mayCreate) {
+    // Only an existing run can be attached to, and it is named by requestId.
+    if (body.requestId === undefined) throw needsKey();
+    return { requestId: body.requestId, agent: agentName, query: body.query, messages: body.messages, options: {} };
+  }
   const agent = getAgent(agentName);
   if (!agent) {
     const known = listAgents(c.env).map((a) => a.name).join(', ');
@@ -200,6 +209,10 @@ function lastEventId(raw: string | undefined): number {
     throw new ApiError('invalid_last_event_id', 'Last-Event-ID must be a decimal integer >= 0 (the last seq you received)');
   }
   return seq;
+}
+
+function needsKey(): ApiError {
+  return new ApiError('unauthorized', 'this deployment needs an API key: send Authorization: Bearer <key>');
 }
 
 function runNotFound(): ApiError {

@@ -35,6 +35,8 @@ export class EventLog {
   #durableSeq = 0;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   #waiters = new Set<() => void>();
+  /** The run's storage was deleted: nothing more to read, even for a reader mid-replay. */
+  #closed = false;
   /** SQLite rows this log has written in this isolate (for the benchmark). */
   rowsWritten = 0;
 
@@ -98,9 +100,7 @@ export class EventLog {
       this.#recent.splice(0, excess);
       this.#recentFirst += excess;
     }
-    const waiters = [...this.#waiters];
-    this.#waiters.clear();
-    for (const wake of waiters) wake();
+    this.#wakeAll();
   }
 
   /**
@@ -109,7 +109,7 @@ export class EventLog {
    */
   readAfter(afterSeq: number, maxBytes: number): ReadResult {
     const from = afterSeq + 1;
-    if (from > this.#durableSeq) return { text: '', lastSeq: afterSeq };
+    if (this.#closed || from > this.#durableSeq) return { text: '', lastSeq: afterSeq };
     if (from >= this.#recentFirst) return this.#take(this.#recent, this.#recentFirst, from, maxBytes);
     return this.#readStored(from, maxBytes);
   }
@@ -134,8 +134,19 @@ export class EventLog {
     });
   }
 
-  /** Wake every waiting reader without new events (e.g. the log was deleted). */
-  wakeAll(): void {
+  /**
+   * The log's storage is gone (TTL deletion): readers get nothing more, so
+   * one mid-replay can neither fail on a missing table nor read the rows of
+   * a later run that reuses the requestId. Waiting readers wake and close.
+   */
+  close(): void {
+    this.#closed = true;
+    this.#pending = [];
+    this.#recent = [];
+    this.#wakeAll();
+  }
+
+  #wakeAll(): void {
     const waiters = [...this.#waiters];
     this.#waiters.clear();
     for (const wake of waiters) wake();

@@ -339,8 +339,8 @@ export class RunObject extends DurableObject<AppEnv> {
     const old = this.#log;
     this.#meta = null;
     this.#log = null;
-    // Readers still waiting see `gone()` and close.
-    old?.wakeAll();
+    // Readers of the old log, waiting or mid-replay, see nothing more and close.
+    old?.close();
   }
 
   async #authorized(caller: Caller): Promise<boolean> {

@@ -176,6 +176,34 @@ describe('client: starts, failures and misuse', () => {
     expect(requests).toHaveLength(2);
   });
 
+  it('does not wait forever for an error body that stalls after its headers', async () => {
+    const { events, requests } = await follow(10, [{ send: 3, then: 'cut' }, { status: 502, stallBody: true }, {}]);
+    expect(events.map((e) => e.seq)).toEqual(range(1, 10));
+    expect(requests).toHaveLength(3);
+    expect(requests[2]!.at - requests[1]!.at).toBeGreaterThanOrEqual(240); // gave the body 2.5 heartbeats
+  });
+
+  it('says start_unconfirmed when a POST answered by a page is retried into a 409', async () => {
+    const { run } = await follow(8, [{ answer: 'html' }, { status: 409, code: 'run_exists' }]);
+    expect(run.error).toMatchObject({ code: 'start_unconfirmed' });
+  });
+
+  it('saves the position and clears it at done with neither callbacks nor an iterator', async () => {
+    const store = new Map<string, string>();
+    const storage = { getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => void store.set(k, v), removeItem: (k: string) => void store.delete(k) };
+    server = await startScriptedServer(12, [{ send: 5, then: 'cut' }, {}]);
+    const run = new AgentRun({ endpoint: server.url, query: 'q', persistKey: 'bare', storage, backoff: FAST, heartbeatMs: 100 });
+    const saved: number[] = [];
+    const original = storage.setItem;
+    storage.setItem = (k, v) => {
+      saved.push(JSON.parse(v).lastEventId);
+      original(k, v);
+    };
+    await run.finished;
+    expect(saved.at(-1)).toBe(11); // the last event before done
+    expect(store.has('bare')).toBe(false);
+  });
+
   it('does not start at all with a signal that is already aborted', async () => {
     server = await startScriptedServer(5, []);
     const run = new AgentRun({ endpoint: server.url, query: 'q', signal: AbortSignal.abort() });

@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
 export type Step =
-  | { status: number; retryAfter?: string; code?: string }
+  | { status: number; retryAfter?: string; code?: string; stallBody?: boolean }
   /** Never answer (no headers), or reset the connection before any header, or answer 200 with an HTML page. */
   | { answer: 'never' | 'reset' | 'html' }
   | { send?: number; then?: 'cut' | 'stall' | 'close'; duplicates?: number; skip?: boolean; malformedSeq?: number };
@@ -51,6 +51,7 @@ export async function startScriptedServer(total: number, script: Step[]): Promis
       const headers: Record<string, string> = { 'Content-Type': 'application/json' };
       if (step.retryAfter) headers['Retry-After'] = step.retryAfter;
       if (step.status === 204) return res.writeHead(204).end();
+      if (step.stallBody) return void res.writeHead(step.status, headers).write('{"error":'); // and then nothing
       return res.writeHead(step.status, headers).end(JSON.stringify({ error: { code: step.code ?? `e${step.status}`, message: 'scripted' } }));
     }
     res.writeHead(200, {

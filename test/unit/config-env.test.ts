@@ -51,6 +51,20 @@ describe('API_KEYS', () => {
     expect(((await wrongToken.json()) as any).error.code).toBe('run_exists');
   });
 
+  it('tells a Bearer that is not a key nothing about the agents: it can only attach', async () => {
+    for (const body of [{ agent: 'nope' }, { agent: 'openai' }, { options: { bogus: 1 } }, { requestId: 'keyed-never-started', agent: 'nope' }]) {
+      const res = await start(keys, { Authorization: 'Bearer guess' }, body);
+      expect(res.status).toBe(401);
+      const text = await res.text();
+      expect(text).not.toMatch(/demo|openai|available/);
+    }
+    // the run's token still attaches, whatever the body says
+    const created = await start(keys, { Authorization: 'Bearer key-one' }, { requestId: 'keyed-attach-2' });
+    const { token } = (await created.json()) as any;
+    const again = await start(keys, { Authorization: `Bearer ${token}` }, { requestId: 'keyed-attach-2', agent: 'nope', options: { x: 1 } });
+    expect(again.status).toBe(200);
+  });
+
   it('lets the run token (without a key) attach to an existing run, not create one', async () => {
     const created = await start(keys, { Authorization: 'Bearer key-one' }, { requestId: 'keyed-attach' });
     const { token } = (await created.json()) as any;

@@ -25,6 +25,20 @@ describe('EventLog', () => {
       expect(log.nextSeq).toBe(3);
     }));
 
+  it('gives nothing more once closed, even to a reader mid-replay, and wakes waiting readers', () =>
+    withLog(async (log, sql) => {
+      appendN(log, RECENT_EVENTS + 600);
+      log.flush();
+      const first = log.readAfter(0, 4096); // an old position: served from SQLite
+      expect(first.lastSeq).toBeGreaterThan(0);
+      const waiting = log.waitFor(log.durableSeq, 60_000);
+      sql.exec('DROP TABLE events'); // what the TTL deletion does to storage
+      log.close();
+      expect(log.readAfter(first.lastSeq, 4096)).toEqual({ text: '', lastSeq: first.lastSeq });
+      expect(log.readAfter(RECENT_EVENTS + 10, 4096).text).toBe('');
+      expect(await waiting).toBe(true);
+    }));
+
   it('hides appended events from readers until they are stored', () =>
     withLog((log) => {
       appendN(log, 3);
