@@ -53,8 +53,17 @@ export const openaiAgent: Agent<OpenAIOptions> = {
   options: OpenAIOptions,
   deterministic: false,
   notConfigured(env) {
-    if (env.OPENAI_API_KEY || env.OPENAI_BASE_URL) return null;
-    return 'set OPENAI_API_KEY (wrangler secret put OPENAI_API_KEY), or OPENAI_BASE_URL for a local server that needs no key';
+    if (!env.OPENAI_API_KEY && !env.OPENAI_BASE_URL) {
+      return 'set OPENAI_API_KEY (wrangler secret put OPENAI_API_KEY), or OPENAI_BASE_URL for a local server that needs no key';
+    }
+    // A base URL that cannot work is refused at the start, where the caller
+    // sees it, rather than as a failed run (the run still checks: env can change).
+    try {
+      chatCompletionsUrl(env.OPENAI_BASE_URL);
+      return null;
+    } catch (err) {
+      return (err as AgentError).message;
+    }
   },
   async *run(input: AgentInput<OpenAIOptions>, signal: AbortSignal, ctx: AgentContext) {
     const { env } = ctx;

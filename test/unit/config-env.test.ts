@@ -75,6 +75,23 @@ describe('API_KEYS', () => {
   });
 });
 
+describe('a model agent with a base URL that cannot work', () => {
+  it.each(['not a url', 'ftp://models.example/v1', 'https://user:s3cret@models.example/v1'])(
+    'refuses %s at the start with agent_not_configured, naming the variable, not its value',
+    async (base) => {
+      const vars = { OPENAI_BASE_URL: base };
+      const res = await start(vars, {}, { agent: 'openai', options: {} });
+      expect(res.status).toBe(400);
+      const { error } = (await res.json()) as any;
+      expect(error.code).toBe('agent_not_configured');
+      expect(error.message).toMatch(/OPENAI_BASE_URL/);
+      expect(error.message).not.toMatch(/s3cret|ftp:|not a url/);
+      const listed = (await (await callWith(vars, '/v1/agents')).json()) as any;
+      expect(listed.agents.map((a: any) => a.name)).not.toContain('openai');
+    },
+  );
+});
+
 describe('CORS', () => {
   const vars = { ALLOWED_ORIGINS: 'https://site.example, https://other.example' };
   const preflight = (origin: string, v = vars) =>
