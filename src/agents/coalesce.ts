@@ -7,6 +7,7 @@
  * frame could not have been seen any sooner.
  */
 import type { AgentEvent } from '../events';
+import { within } from '../lib/timing';
 import type { Step } from './chat-answer';
 
 export const COALESCE_MS = 16;
@@ -43,7 +44,7 @@ export async function* coalesceText(source: AsyncIterator<Step[]>, opts: Coalesc
       next ??= source.next();
       let got: IteratorResult<Step[]> | 'window';
       try {
-        got = pending ? await within(next, lastDeltaAt + opts.windowMs - Date.now()) : await next;
+        got = pending ? await untilWindowEnds(next, lastDeltaAt + opts.windowMs - Date.now()) : await next;
       } catch (err) {
         next = undefined;
         if (pending && !opts.signal.aborted) yield delta();
@@ -74,16 +75,9 @@ export async function* coalesceText(source: AsyncIterator<Step[]>, opts: Coalesc
   }
 }
 
-/** `promise`, or 'window' when it has not settled within `ms`. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'window'> {
+/** `promise`, or 'window' when it has not settled before the window (`ms` from now) closes. */
+async function untilWindowEnds<T>(promise: Promise<T>, ms: number): Promise<T | 'window'> {
   if (ms <= 0) return 'window';
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const closes = new Promise<'window'>((resolve) => {
-    timer = setTimeout(() => resolve('window'), ms);
-  });
-  try {
-    return await Promise.race([promise, closes]);
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
-  }
+  const result = await within(promise, ms);
+  return result === 'timeout' ? 'window' : result;
 }

@@ -18,7 +18,7 @@
  */
 import { createParser } from 'eventsource-parser';
 import { BACKOFF_DEFAULTS, backoffDelay, retryAfterMs, type BackoffOptions } from './backoff';
-import { readWithin, sleep } from '../lib/timing';
+import { readWithin, sleep, within } from '../lib/timing';
 import { clearHandle, loadHandle, saveHandle, type HandleStorage } from './persist';
 import type { ChatMessage, ClientError, ConnectionState, RunEvent, RunHandle, TerminalState } from './types';
 
@@ -449,20 +449,15 @@ function randomId(): string {
 async function errorOf(res: Response, timeoutMs: number): Promise<ClientError> {
   let code = `http_${res.status}`;
   let message = `HTTP ${res.status}`;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  // A proxy may send headers and then stall the body: don't wait for it forever.
-  const stalled = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('error body stalled')), timeoutMs);
-  });
   try {
-    const body = (await Promise.race([res.json(), stalled])) as { error?: { code?: string; message?: string } };
+    // A proxy may send headers and then stall the body: don't wait for it forever.
+    const body = (await within(res.json(), timeoutMs)) as 'timeout' | { error?: { code?: string; message?: string } };
+    if (body === 'timeout') throw new Error('error body stalled');
     if (body.error?.code) code = body.error.code;
     if (body.error?.message) message = body.error.message;
   } catch {
     // not JSON, or stalled: keep the status
     res.body?.cancel().catch(() => {});
-  } finally {
-    clearTimeout(timer);
   }
   return { code, message, status: res.status };
 }

@@ -18,17 +18,25 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /**
- * One `reader.read()`, or `'timeout'` when no chunk arrives within `ms`:
- * the way to notice a connection that went silent without an error.
+ * `promise`'s outcome, or `'timeout'` when it has not settled within `ms`
+ * (the promise itself goes on; the caller decides what to abandon).
  */
-export async function readWithin<T>(reader: ReadableStreamDefaultReader<T>, ms: number): Promise<ReadableStreamReadResult<T> | 'timeout'> {
+export async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), ms);
   });
   try {
-    return await Promise.race([reader.read(), timeout]);
+    return await Promise.race([promise, timeout]);
   } finally {
     if (timer !== undefined) clearTimeout(timer);
   }
+}
+
+/**
+ * One `reader.read()`, or `'timeout'` when no chunk arrives within `ms`:
+ * the way to notice a connection that went silent without an error.
+ */
+export function readWithin<T>(reader: ReadableStreamDefaultReader<T>, ms: number): Promise<ReadableStreamReadResult<T> | 'timeout'> {
+  return within(reader.read(), ms);
 }

@@ -10,6 +10,7 @@
  * `stallMs`.
  */
 import type { EventLog } from '../run/event-log';
+import { within } from '../lib/timing';
 import { KEEPALIVE, encodeRetry } from './encode';
 
 /** Bytes of frames written per chunk; large enough to replay fast, small enough to keep memory flat. */
@@ -75,10 +76,8 @@ async function pump(writer: WritableStreamDefaultWriter<Uint8Array>, opts: Reade
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StalledError('reader stalled')), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => timer && clearTimeout(timer));
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  const result = await within(promise, ms);
+  if (result === 'timeout') throw new StalledError('reader stalled');
+  return result;
 }
