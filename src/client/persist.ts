@@ -3,6 +3,8 @@
  * losing it. sessionStorage by default: per tab, gone when the tab closes,
  * which is the lifetime of "the answer I was reading". The token is a
  * secret; it stays in this tab's storage and is never put in a URL here.
+ * Only the handle's three fields are written: never a start's startSecret,
+ * which the token replaces once the run is identified.
  */
 import type { RunHandle } from './types';
 
@@ -19,7 +21,8 @@ function storageOr(storage?: HandleStorage): HandleStorage | undefined {
 
 export function saveHandle(key: string, handle: RunHandle, storage?: HandleStorage): void {
   try {
-    storageOr(storage)?.setItem(key, JSON.stringify(handle));
+    const { requestId, token, lastEventId } = handle;
+    storageOr(storage)?.setItem(key, JSON.stringify({ requestId, token, lastEventId }));
   } catch {
     // quota or blocked storage: resuming after reload is a convenience, not a requirement
   }
