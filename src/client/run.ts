@@ -5,6 +5,8 @@
  *
  * - Starts with `POST /v1/runs` (streamed) and, after any drop, resumes with
  *   `GET /v1/runs/:id/events` + `Last-Event-ID`; it never starts a second run.
+ *   A POST whose answer was lost is retried with the same requestId and
+ *   startSecret, which attaches to the run it may have created.
  * - Backoff with full jitter; the attempt count resets only after a
  *   connection stayed up `resetAfterMs`.
  * - A watchdog: no byte for 2.5x the heartbeat means a dead connection.
@@ -41,6 +43,16 @@ export interface RunOptions {
   messages?: ChatMessage[];
   /** Idempotency key for the start; one is generated so a retried POST cannot start a second run. */
   requestId?: string;
+  /**
+   * Sent with every `POST` of this start (the first and its retries): when
+   * the first answer is lost, a retry with the same `requestId` and secret
+   * attaches to the run it created, although its token was in that answer.
+   * One is generated per start (32 random bytes, base64url); pass your own
+   * (printable ASCII, 16 to 256 characters) only to survive a restart of your
+   * own process mid-start, and keep it as secret as a token. Never persisted:
+   * once the run is identified, its token takes over and the secret is dropped.
+   */
+  startSecret?: string;
   /** Sent as Bearer when starting (deployments with API_KEYS). */
   apiKey?: string;
   /** Resume an existing run instead of starting one. */
@@ -91,6 +103,8 @@ export class AgentRun implements AsyncIterable<RunEvent> {
   readonly #opts: RunOptions;
   /** This start's idempotency key: the caller's, or one made once and reused by every retried POST. */
   readonly #startId: string;
+  /** Opens the run a lost answer created; dropped once the token is known (see `startSecret`). */
+  #startSecret: string | undefined;
   readonly #fetch: typeof fetch;
   readonly #backoff: Required<BackoffOptions>;
   readonly #stop = new AbortController();
@@ -107,8 +121,9 @@ export class AgentRun implements AsyncIterable<RunEvent> {
   #rejectIdentified!: (err: Error) => void;
 
   constructor(opts: RunOptions) {
-    this.#opts = { ...opts };
+    this.#opts = { ...opts, startSecret: undefined };
     this.#startId = opts.requestId ?? `web_${randomId()}`;
+    this.#startSecret = opts.resume ? undefined : (opts.startSecret ?? base64url(randomBytes(32)));
     this.#queueing = opts.onEvent === undefined;
     this.#fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
     this.#backoff = { ...BACKOFF_DEFAULTS, ...opts.backoff };
@@ -188,7 +203,11 @@ export class AgentRun implements AsyncIterable<RunEvent> {
   async #loop(): Promise<void> {
     let attempt = 0;
     let started = this.#opts.resume !== undefined;
-    /** A POST went out and its answer was lost: the run may exist without our knowing its token. */
+    /**
+     * A POST went out and its answer was lost: the run may exist without our
+     * knowing its token. The retry carries the same startSecret, which
+     * attaches to that run; a 409 then means the run is not ours.
+     */
     let postUnanswered = false;
     /** Where the last gap was seen: a gap that repeats there waits like any failure. */
     let gapAt = -1;
@@ -229,7 +248,7 @@ export class AgentRun implements AsyncIterable<RunEvent> {
           if (res.status === 409 && postUnanswered) {
             return this.#fail({
               code: 'start_unconfirmed',
-              message: 'the run may have started, but the answer with its token was lost; start a new run',
+              message: "a run with this requestId exists and this client's startSecret does not open it (another start's run, or a server without startSecret); start a new run",
               status: 409,
             });
           }
@@ -269,6 +288,7 @@ export class AgentRun implements AsyncIterable<RunEvent> {
       options: o.options,
       messages: o.messages,
       requestId: this.#startId,
+      startSecret: this.#startSecret,
     };
     return this.#connect(this.#url('/v1/runs'), { method: 'POST', headers, body: JSON.stringify(body) });
   }
@@ -376,6 +396,7 @@ export class AgentRun implements AsyncIterable<RunEvent> {
     this.requestId = requestId;
     this.token = token;
     this.lastEventId = lastEventId;
+    this.#startSecret = undefined; // the token opens the run from now on
     if (this.#opts.persistKey) saveHandle(this.#opts.persistKey, this.handle!, this.#opts.storage);
     this.#resolveIdentified();
   }
@@ -437,12 +458,21 @@ function isEventStream(res: Response): boolean {
 }
 
 /**
- * A random id. `crypto.randomUUID` exists only in secure contexts; the widget
+ * Random bytes. `crypto.randomUUID` exists only in secure contexts; the widget
  * may be embedded on a plain-http page, where `getRandomValues` still works.
  */
+function randomBytes(n: number): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(n));
+}
+
+/** A random id: 16 bytes as hex. */
 function randomId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  return Array.from(randomBytes(16), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** base64url without padding: 32 bytes make 43 characters of [A-Za-z0-9_-]. */
+function base64url(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
 /** The service's error from an answer, or the status alone when the body is not ours or never comes. */

@@ -8,7 +8,10 @@ export interface ChatMessage {
   content: string;
 }
 
-/** What identifies a run to a reader; persisted so a page reload can resume. */
+/**
+ * What identifies a run to a reader; persisted so a page reload can resume.
+ * Never the start's `startSecret`: once the run is identified, the token opens it.
+ */
 export interface RunHandle {
   requestId: string;
   token: string;
@@ -17,7 +20,12 @@ export interface RunHandle {
 
 /** Why the client stopped for good. */
 export interface ClientError {
-  /** The service's error code (e.g. `run_not_found`), or the client's own: `retries_exhausted`, `start_unconfirmed`, `invalid_endpoint`, `client_error`. */
+  /**
+   * The service's error code (e.g. `run_not_found`), or the client's own:
+   * `retries_exhausted`, `invalid_endpoint`, `client_error`, and
+   * `start_unconfirmed` (a start's answer was lost, and its retry met a run
+   * with that requestId that this start's `startSecret` does not open).
+   */
   code: string;
   message: string;
   status?: number;
