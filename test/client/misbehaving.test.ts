@@ -169,11 +169,74 @@ describe('client: starts, failures and misuse', () => {
     expect(run.state).toBe('closed');
   });
 
-  it('says start_unconfirmed when a retried POST finds the run it may have started (409)', async () => {
+  it('attaches to the run a lost first answer created: the retry carries the same requestId and startSecret', async () => {
+    const store = new Map<string, string>();
+    const written: string[] = [];
+    const storage = {
+      getItem: (k: string) => store.get(k) ?? null,
+      setItem: (k: string, v: string) => void (written.push(v), store.set(k, v)),
+      removeItem: (k: string) => void store.delete(k),
+    };
+    const logged: unknown[] = [];
+    const consoles = { ...console };
+    for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) console[level] = (...args: unknown[]) => void logged.push(...args);
+    let result: Awaited<ReturnType<typeof follow>>;
+    try {
+      // The first POST reaches the server, which closes the connection before any byte of its answer.
+      result = await follow(12, [{ answer: 'reset' }, {}], { persistKey: 'k', storage });
+    } finally {
+      Object.assign(console, consoles);
+    }
+    const { run, events, requests } = result;
+    expect(events.map((e) => e.seq)).toEqual(range(1, 12));
+    expect(run.state).toBe('closed');
+    expect(run.error).toBeUndefined();
+    expect(run.token).toBe(SCRIPTED_TOKEN);
+    expect(requests.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /v1/runs', 'POST /v1/runs']);
+    const [first, retry] = requests.map((r) => JSON.parse(r.body));
+    expect(first.requestId).toMatch(/^web_[0-9a-f]{32}$/);
+    expect(first.startSecret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(first).toEqual({ query: 'q', requestId: first.requestId, startSecret: first.startSecret });
+    expect(requests[1]!.body).toBe(requests[0]!.body); // byte for byte the same start
+    expect(retry.startSecret).toBe(first.startSecret);
+    // The handle was persisted while the run went on, and never with the secret.
+    expect(written.length).toBeGreaterThan(0);
+    for (const value of written) {
+      expect(value).not.toContain(first.startSecret);
+      expect(Object.keys(JSON.parse(value)).sort()).toEqual(['lastEventId', 'requestId', 'token']);
+    }
+    expect(store.has('k')).toBe(false); // cleared at done
+    expect(JSON.stringify(run.handle ?? {})).not.toContain(first.startSecret);
+    expect(logged.map(String).join('\n')).not.toContain(first.startSecret);
+  });
+
+  it('makes a new startSecret per start, and sends a caller-supplied one as it is', async () => {
+    server = await startScriptedServer(3, []);
+    await new AgentRun({ endpoint: server.url, query: 'q' }).finished;
+    await new AgentRun({ endpoint: server.url, query: 'q' }).finished;
+    const own = 'server-side caller secret: kept across restarts';
+    const opts = { endpoint: server.url, query: 'q', requestId: 'job-42', startSecret: own };
+    await new AgentRun(opts).finished;
+    const bodies = server.requests.map((r) => JSON.parse(r.body));
+    expect(bodies[0].startSecret).not.toBe(bodies[1].startSecret);
+    expect(bodies[2]).toEqual({ query: 'q', requestId: 'job-42', startSecret: own });
+    expect(opts.startSecret).toBe(own); // the caller's options untouched
+  });
+
+  it('sends no startSecret when it resumes a handle (no POST at all)', async () => {
+    server = await startScriptedServer(6, []);
+    const run = new AgentRun({ endpoint: server.url, resume: { requestId: SCRIPTED_ID, token: SCRIPTED_TOKEN, lastEventId: 2 } });
+    await run.finished;
+    expect(server.requests.map((r) => [r.method, r.body])).toEqual([['GET', '']]);
+  });
+
+  it('says start_unconfirmed when the retried POST meets a run its startSecret does not open (409)', async () => {
     const { run, requests } = await follow(8, [{ answer: 'reset' }, { status: 409, code: 'run_exists' }]);
     expect(run.state).toBe('error');
     expect(run.error).toMatchObject({ code: 'start_unconfirmed', status: 409 });
+    expect(run.error!.message).toMatch(/exists.*startSecret does not open it/);
     expect(requests).toHaveLength(2);
+    expect(JSON.parse(requests[1]!.body).startSecret).toBe(JSON.parse(requests[0]!.body).startSecret);
   });
 
   it('does not wait forever for an error body that stalls after its headers', async () => {
