@@ -248,7 +248,7 @@ export class AgentRun implements AsyncIterable<RunEvent> {
           if (res.status === 409 && postUnanswered) {
             return this.#fail({
               code: 'start_unconfirmed',
-              message: "a run with this requestId exists and this client's startSecret does not open it (another start's run, or a server without startSecret); start a new run",
+              message: "a run with this requestId exists and this client's startSecret does not open it; start a new run",
               status: 409,
             });
           }
