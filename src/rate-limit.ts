@@ -1,30 +1,19 @@
 /**
- * Per-client-IP limit on starting runs: a run costs an agent (and, with a
- * hosted model, money), so an open endpoint for an embedded widget needs a
- * brake. Uses the Workers Rate Limiting binding when configured.
+ * Moved to ./limits/rate-limit. This module stays until the routes import
+ * from there; its limitStarts takes the key from CF-Connecting-IP when the
+ * caller passes none, as before.
  */
 import type { Context } from 'hono';
 import type { AppEnv } from './env';
-import { ApiError } from './errors';
+import { clientKey } from './limits/client-key';
+import { limitStarts as limitStartsByKey } from './limits/rate-limit';
 
-/** The limiter's period (wrangler.toml `simple.period`): how long a refused client should wait. */
-const RETRY_AFTER_S = 10;
+export { AUTH_PERIOD_S, START_PERIOD_S, limitFailedAuth } from './limits/rate-limit';
 
-/** Loopback is never a client coming through Cloudflare's edge: local dev, tests, benchmarks. */
-function isLoopback(ip: string): boolean {
-  return ip === '::1' || ip.startsWith('127.') || ip === '::ffff:127.0.0.1';
-}
-
-export async function limitStarts(c: Context<{ Bindings: AppEnv }>): Promise<void> {
-  const limiter = c.env.START_LIMITER as RateLimit | undefined;
-  if (!limiter) return;
-  // Set by Cloudflare's edge (and by wrangler dev) to the client's address.
-  const ip = c.req.header('CF-Connecting-IP');
-  if (!ip || isLoopback(ip)) return;
-  const { success } = await limiter.limit({ key: ip });
-  if (!success) {
-    throw new ApiError('rate_limited', `too many runs started from this address; retry in ${RETRY_AFTER_S} s`, undefined, {
-      'Retry-After': String(RETRY_AFTER_S),
-    });
-  }
+/** @deprecated import `limitStarts(c, key)` from ./limits/rate-limit and pass the client key. */
+export function limitStarts(
+  c: Context<{ Bindings: AppEnv }>,
+  key: string | null = clientKey(c.req.header('CF-Connecting-IP')),
+): Promise<void> {
+  return limitStartsByKey(c, key);
 }
