@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/e2e/**/*.test.ts', 'test/client/**/*.test.ts', 'test/agents/**/*.test.ts'],
+    include: ['test/e2e/**/*.test.ts', 'test/client/**/*.test.ts', 'test/agents/**/*.test.ts', 'test/human/**/*.test.ts'],
     environment: 'node',
     testTimeout: 120_000,
     hookTimeout: 120_000,
