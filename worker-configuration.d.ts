@@ -10,11 +10,12 @@ interface __BaseEnv_Env {
 	MAX_RUN_SECONDS: "3600";
 	RUN_TTL_SECONDS: "86400";
 	RUNS: DurableObjectNamespace<import("./src/index").RunObject>;
+	USAGE: DurableObjectNamespace<import("./src/index").UsageObject>;
 }
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./src/index");
-		durableNamespaces: "RunObject";
+		durableNamespaces: "RunObject" | "UsageObject";
 	}
 	interface Env extends __BaseEnv_Env {}
 }

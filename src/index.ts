@@ -9,6 +9,7 @@ import { ApiError, errorResponse } from './errors';
 import { agents, runs } from './routes/runs';
 
 export { RunObject } from './run/run-object';
+export { UsageObject } from './limits/usage-object';
 
 const app = new Hono<{ Bindings: AppEnv }>();
 
