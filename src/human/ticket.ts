@@ -168,7 +168,7 @@ function base64url(bytes: Uint8Array): string {
  * Strict unpadded base64url: only the canonical spelling decodes (a string
  * whose unused low bits are set, or of impossible length, is undefined).
  */
-function fromBase64url(text: string): Uint8Array | undefined {
+function fromBase64url(text: string): Uint8Array<ArrayBuffer> | undefined {
   if (!BASE64URL.test(text) || text.length % 4 === 1) return undefined;
   let bin: string;
   try {
