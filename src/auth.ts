@@ -1,7 +1,7 @@
 /** Who is calling: a Bearer value that is an API key, or a run token. */
 import type { Context } from 'hono';
 import type { Config } from './config';
-import { tokensEqual } from './run/token';
+import { tokenMacValid, tokensEqual } from './run/token';
 import type { Caller } from './run/protocol';
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
@@ -35,4 +35,14 @@ export async function callerOf(c: Context, config: Config, allowQueryToken: bool
   const presented = header ?? (allowQueryToken ? c.req.query('token') : undefined);
   // A value with control characters could not be a token, and must not reach an internal header.
   return { token: presented !== undefined && PRESENTABLE.test(presented) ? presented : undefined, apiKey: false };
+}
+
+/**
+ * Could `token` open run `requestId`? With TOKEN_SECRET every token carries
+ * an HMAC over its requestId: one without a valid HMAC is refused here, so a
+ * guesser never costs a wake-up of the run's object. Without the secret,
+ * only the run's object can tell.
+ */
+export async function tokenMayOpen(token: string, requestId: string, config: Config): Promise<boolean> {
+  return config.TOKEN_SECRET ? tokenMacValid(token, requestId, config.TOKEN_SECRET) : true;
 }

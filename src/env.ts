@@ -14,6 +14,22 @@ export interface AppEnv extends Env {
   OPENAI_IDLE_TIMEOUT_MS?: string;
   WORKERS_AI_MODEL?: string;
   WORKERS_AI_IDLE_TIMEOUT_MS?: string;
+  /** JSON object of profiles (README, "Profiles"); a `[vars]` table arrives as an object. */
+  PROFILES?: string | Record<string, unknown>;
+  /** HMAC key for run tokens, so the Worker can refuse a forged token without waking the run. Secret. */
+  TOKEN_SECRET?: string;
+  /** Shared with the embedding site's backend, which signs start tickets with it. Secret. */
+  TICKET_SECRET?: string;
+  TURNSTILE_SECRET_KEY?: string;
+  TURNSTILE_SITE_KEY?: string;
+  TURNSTILE_VERIFY_URL?: string;
+  LIMIT_RUNNING_PER_CLIENT?: string;
+  LIMIT_READERS_PER_RUN?: string;
+  READER_MAX_AGE_SECONDS?: string;
+  BUDGET_CLIENT_TOKENS_PER_DAY?: string;
+  BUDGET_CLIENT_ROWS_PER_DAY?: string;
+  BUDGET_DEPLOYMENT_TOKENS_PER_DAY?: string;
+  BUDGET_DEPLOYMENT_ROWS_PER_DAY?: string;
   /** Workers AI binding, present when `[ai]` is configured. */
   AI?: Ai;
 }

@@ -15,6 +15,7 @@ export const ERROR_STATUS = {
   agent_not_configured: 400,
   invalid_last_event_id: 400,
   unauthorized: 401,
+  human_check_failed: 403,
   not_found: 404,
   run_not_found: 404,
   method_not_allowed: 405,
@@ -22,6 +23,7 @@ export const ERROR_STATUS = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
+  quota_exceeded: 429,
   internal: 500,
 } as const satisfies Record<string, ContentfulStatusCode>;
 

@@ -7,6 +7,8 @@ import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
 
 export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A start secret: long enough not to be guessed, printable so it survives any transport. */
+export const START_SECRET = /^[\x21-\x7e]{16,256}$/;
 /** The JSON body limit of `POST /v1/runs`. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -33,6 +35,11 @@ export const StartRunBody = z.object({
     [],
   ),
   options: z._default(z.record(z.string(), z.unknown()), {}),
+  // A client-chosen secret: a retried POST with it attaches even when the token was lost.
+  startSecret: z.optional(z.string().check(z.regex(START_SECRET, 'must be 16..256 printable ASCII characters'))),
+  // Human-check evidence for profiles that ask for it (README, "Deploying in public").
+  ticket: z.optional(z.string().check(z.maxLength(4096))),
+  turnstileToken: z.optional(z.string().check(z.maxLength(4096))),
 });
 export type StartRunBody = z.infer<typeof StartRunBody>;
 

@@ -4,14 +4,19 @@
  */
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { DEFAULT_AGENT, getAgent, listAgents } from '../agents/registry';
-import { callerOf } from '../auth';
-import { getConfig } from '../config';
+import { getAgent } from '../agents/registry';
+import { callerOf, tokenMayOpen } from '../auth';
+import { getConfig, type Config } from '../config';
 import type { AppEnv } from '../env';
 import { ApiError } from '../errors';
-import { callerHeaders, type Caller, type StartInput } from '../run/protocol';
-import { limitStarts } from '../rate-limit';
-import { newRequestId } from '../run/token';
+import { clientKey } from '../limits/client-key';
+import { limitFailedAuth, limitStarts } from '../limits/rate-limit';
+import { defaultProfile, type Profile } from '../profiles/profile';
+import { resolveRun } from '../profiles/resolve';
+import { callerHeaders, type Caller, type CreateChecks, type Refusal, type StartInput, type StartRequest } from '../run/protocol';
+import { newRequestId, newToken } from '../run/token';
+import type { UsageLimits } from '../limits/usage';
+import { checkHuman } from '../profiles/human-check';
 import { MAX_BODY_BYTES, REQUEST_ID, StartRunBody, describeIssues, parseLastEventId, zodIssues } from '../schemas';
 
 type AppContext = Context<{ Bindings: AppEnv }>;
@@ -36,26 +41,42 @@ runs.post(
     if (!mayCreate && caller.token === undefined) {
       throw needsKey();
     }
-    if (!caller.apiKey) await limitStarts(c);
-    const input = await readStartInput(c, mayCreate);
+    // Anonymous callers through the edge are limited; API keys and loopback are not.
+    const client = caller.apiKey ? null : clientKey(c.req.header('CF-Connecting-IP'));
+    await limitStarts(c, client);
+    const { input, checks, attachOnly } = await readStart(c, config, caller, mayCreate, client);
+    if (client !== null) caller.maxReaders = config.LIMIT_READERS_PER_RUN;
+    // A token that cannot be this run's (TOKEN_SECRET's HMAC) opens nothing: the object is not asked about it.
+    if (caller.token !== undefined && !(await tokenMayOpen(caller.token, input.requestId, config))) {
+      await authFailed(c, client);
+      delete caller.token;
+    }
     const stub = runStub(c, input.requestId);
-    const wantsStream = (c.req.header('Accept') ?? '').includes('text/event-stream');
+    const request: StartRequest = { input, checks, mayCreate: mayCreate && !attachOnly };
 
-    if (wantsStream) {
+    if ((c.req.header('Accept') ?? '').includes('text/event-stream')) {
       const afterSeq = lastEventId(c.req.header('Last-Event-ID'));
       const res = await stub.fetch('https://run/start', {
         method: 'POST',
-        headers: { ...callerHeaders(caller, afterSeq), 'x-edgestream-may-create': mayCreate ? '1' : '0' },
-        body: JSON.stringify(input),
+        headers: callerHeaders(caller, afterSeq),
+        body: JSON.stringify(request),
       });
-      if (res.status === 409) throw runExists(input.requestId);
-      if (res.status === 401) throw needsKey();
+      if (res.status === 409) {
+        await authFailed(c, client);
+        throw runExists(input.requestId);
+      }
+      if (res.status === 401) throw attachOnly ? humanCheckFailed(attachOnly) : needsKey();
+      // The stream, a 204, or a refusal (403/429) the object answered in the contract's JSON.
       return res;
     }
 
-    const outcome = await stub.start(input, caller, mayCreate);
-    if (outcome.kind === 'exists') throw runExists(input.requestId);
-    if (outcome.kind === 'unauthorized') throw needsKey();
+    const outcome = await stub.start(input, caller, request.mayCreate, checks);
+    if (outcome.kind === 'exists') {
+      await authFailed(c, client);
+      throw runExists(input.requestId);
+    }
+    if (outcome.kind === 'unauthorized') throw attachOnly ? humanCheckFailed(attachOnly) : needsKey();
+    if (outcome.kind === 'refused') throw refused(outcome.refusal);
     const base = new URL(c.req.url);
     const link = (path: string) => new URL(`/v1/runs/${encodeURIComponent(input.requestId)}${path}`, base).href;
     return c.json(
@@ -66,19 +87,22 @@ runs.post(
         links: { events: link('/events'), status: link(''), cancel: link('/cancel') },
       },
       outcome.kind === 'created' ? 201 : 200,
+      // It carries a token: no cache may keep it.
+      { 'Cache-Control': 'no-store' },
     );
   },
 );
 
 runs.get('/:id/events', async (c) => {
   const requestId = runId(c);
-  const config = getConfig(c.env);
   // Header first: EventSource sends it on reconnect, and it is the newer position.
   const afterSeq = lastEventId(c.req.header('Last-Event-ID') ?? c.req.query('lastEventId'));
-  const caller = await callerOf(c, config, true);
-  if (!caller.apiKey && caller.token === undefined) throw runNotFound();
-  const res = await runStub(c, requestId).fetch('https://run/events', { headers: callerHeaders(caller, afterSeq) });
-  if (res.status === 404) throw runNotFound();
+  const { stub, caller, client } = await runAccess(c, requestId);
+  const res = await stub.fetch('https://run/events', { headers: callerHeaders(caller, afterSeq) });
+  if (res.status === 404) {
+    await authFailed(c, client);
+    throw runNotFound();
+  }
   if (c.req.method === 'HEAD') {
     // Hono answers HEAD with the GET handler and drops the body without
     // cancelling it; cancel it so the run's object closes this reader now.
@@ -89,16 +113,22 @@ runs.get('/:id/events', async (c) => {
 });
 
 runs.get('/:id', async (c) => {
-  const { stub, caller } = await runAccess(c);
+  const { stub, caller, client } = await runAccess(c, runId(c));
   const status = await stub.status(caller);
-  if (!status) throw runNotFound();
+  if (!status) {
+    await authFailed(c, client);
+    throw runNotFound();
+  }
   return c.json(status);
 });
 
 runs.post('/:id/cancel', async (c) => {
-  const { stub, caller } = await runAccess(c);
+  const { stub, caller, client } = await runAccess(c, runId(c));
   const outcome = await stub.cancel(caller);
-  if (!outcome) throw runNotFound();
+  if (!outcome) {
+    await authFailed(c, client);
+    throw runNotFound();
+  }
   return c.json(outcome.status, outcome.changed ? 202 : 200);
 });
 
@@ -111,11 +141,18 @@ export const agents = new Hono<{ Bindings: AppEnv }>();
 
 agents.get('/', async (c) => {
   const config = getConfig(c.env);
-  if (config.API_KEYS.length > 0) {
-    const caller = await callerOf(c, config, false);
-    if (!caller.apiKey) throw needsKey();
-  }
-  return c.json({ agents: listAgents(c.env) });
+  const caller = await callerOf(c, config, false);
+  if (config.API_KEYS.length > 0 && !caller.apiKey) throw needsKey();
+  // Names, descriptions and what a widget must do to start; never models, prompts or limits.
+  const listed = usableProfiles(c.env, config, caller.apiKey).map((p) => {
+    const entry: Record<string, unknown> = { name: p.name, description: p.description, default: p === defaultProfile(config.profiles) };
+    if (p.humanCheck && !caller.apiKey) {
+      entry.humanCheck = p.humanCheck;
+      if (p.humanCheck !== 'ticket' && config.TURNSTILE_SITE_KEY) entry.turnstileSiteKey = config.TURNSTILE_SITE_KEY;
+    }
+    return entry;
+  });
+  return c.json({ agents: listed });
 });
 agents.all('/', (c) => otherMethod(c, 'GET'));
 
@@ -135,12 +172,19 @@ function otherMethod(c: AppContext, method: 'GET' | 'POST'): Response {
 }
 
 /**
- * The validated start. A caller that may only attach (API keys required, a
- * Bearer that is not a key) gets the agent checks skipped: attaching ignores
- * the body's agent and options, and their errors would tell a caller without
- * a key which agents this deployment has.
+ * The validated start: the body, resolved through its profile. A caller that
+ * may only attach (API keys required, a Bearer that is not a key) gets the
+ * profile checks skipped: attaching ignores the body's agent and options,
+ * and their errors would tell a caller without a key which agents this
+ * deployment has.
  */
-async function readStartInput(c: AppContext, mayCreate: boolean): Promise<StartInput> {
+async function readStart(
+  c: AppContext,
+  config: Config,
+  caller: Caller,
+  mayCreate: boolean,
+  client: string | null,
+): Promise<{ input: StartInput; checks: CreateChecks; attachOnly?: string }> {
   const type = c.req.header('Content-Type') ?? '';
   if (!/^application\/([\w.+-]*\+)?json\b/i.test(type.trim())) {
     throw new ApiError('unsupported_media_type', 'send the body as JSON with Content-Type: application/json');
@@ -157,32 +201,101 @@ async function readStartInput(c: AppContext, mayCreate: boolean): Promise<StartI
     throw new ApiError('invalid_request', describeIssues(issues), issues);
   }
   const body = parsed.data;
-  const agentName = body.agent ?? DEFAULT_AGENT;
+  const requestId = body.requestId ?? newRequestId();
+  // Minted here, where TOKEN_SECRET is: the run keeps its hash if it needs a new token.
+  const checks: CreateChecks = { newToken: await newToken(requestId, config.TOKEN_SECRET) };
+  if (body.startSecret !== undefined) checks.startSecret = body.startSecret;
   if (!mayCreate) {
     // Only an existing run can be attached to, and it is named by requestId.
     if (body.requestId === undefined) throw needsKey();
-    return { requestId: body.requestId, agent: agentName, query: body.query, messages: body.messages, options: {} };
+    const input = { requestId, agent: body.agent ?? '', query: body.query, messages: body.messages, options: {} };
+    return { input, checks };
   }
-  const agent = getAgent(agentName);
-  if (!agent) {
-    const known = listAgents(c.env).map((a) => a.name).join(', ');
-    const shown = JSON.stringify(agentName.length > 64 ? `${agentName.slice(0, 64)}…` : agentName);
+  const profile = body.agent === undefined ? defaultProfile(config.profiles) : config.profiles.find((p) => p.name === body.agent);
+  if (profile?.access === 'key' && !caller.apiKey) {
+    throw new ApiError('unauthorized', `agent "${profile.name}" needs an API key: send Authorization: Bearer <key>`);
+  }
+  if (!profile) {
+    const known = usableProfiles(c.env, config, caller.apiKey).map((p) => p.name).join(', ');
+    const name = body.agent ?? '';
+    const shown = JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
     throw new ApiError('unknown_agent', `no agent named ${shown}; available here: ${known}`);
   }
-  const why = agent.notConfigured(c.env);
-  if (why) throw new ApiError('agent_not_configured', `agent "${agentName}" is not configured: ${why}`);
-  const options = agent.options.safeParse(body.options);
-  if (!options.success) {
-    const issues = zodIssues(options.error, ['options']);
-    throw new ApiError('invalid_request', describeIssues(issues), issues);
-  }
-  return {
-    requestId: body.requestId ?? newRequestId(),
-    agent: agentName,
+  const why = getAgent(profile.agent)!.notConfigured(c.env);
+  if (why) throw new ApiError('agent_not_configured', `agent "${profile.name}" is not configured: ${why}`);
+  const resolved = resolveRun(profile, body, caller.apiKey);
+  const input: StartInput = {
+    requestId,
+    profile: profile.name,
+    agent: profile.agent,
     query: body.query,
-    messages: body.messages,
-    options: options.data as Record<string, unknown>,
+    messages: resolved.messages,
+    options: resolved.options,
+    maxRunSeconds: profile.maxRunSeconds ?? config.MAX_RUN_SECONDS,
   };
+  let charged = client;
+  let attachOnly: string | undefined;
+  if (profile.humanCheck && !caller.apiKey) {
+    const verdict = await checkHuman(
+      { check: profile.humanCheck, ticket: body.ticket, turnstileToken: body.turnstileToken, remoteIp: c.req.header('CF-Connecting-IP'), requestId },
+      profile.name,
+      config,
+    );
+    if (verdict.ok) {
+      // A ticket that names a user charges that user, wherever they connect from.
+      if (verdict.sub !== undefined && charged !== null) charged = `user:${verdict.sub}`;
+    } else if (caller.token !== undefined || body.startSecret !== undefined) {
+      // The check guards creating a run. A run token or a start secret may
+      // still attach to the run it opens (a retried POST), never create one.
+      attachOnly = verdict.reason;
+    } else {
+      throw humanCheckFailed(verdict.reason);
+    }
+  }
+  if (charged !== null) checks.usage = { client: charged, limits: usageLimits(config) };
+  return attachOnly ? { input, checks, attachOnly } : { input, checks };
+}
+
+function usageLimits(config: Config): UsageLimits {
+  return {
+    runningPerClient: config.LIMIT_RUNNING_PER_CLIENT,
+    clientTokensPerDay: config.BUDGET_CLIENT_TOKENS_PER_DAY,
+    clientRowsPerDay: config.BUDGET_CLIENT_ROWS_PER_DAY,
+    deploymentTokensPerDay: config.BUDGET_DEPLOYMENT_TOKENS_PER_DAY,
+    deploymentRowsPerDay: config.BUDGET_DEPLOYMENT_ROWS_PER_DAY,
+  };
+}
+
+function humanCheckFailed(reason: string): ApiError {
+  return new ApiError('human_check_failed', reason);
+}
+
+/** A profile a caller may see: public ones for anonymous callers. */
+function profileListedFor(profile: Profile, trusted: boolean): boolean {
+  return trusted || profile.access === 'public';
+}
+
+/** Profiles this caller may start and this deployment can run. */
+function usableProfiles(env: AppEnv, config: Config, trusted: boolean): Profile[] {
+  return config.profiles.filter((p) => profileListedFor(p, trusted) && getAgent(p.agent)!.notConfigured(env) === null);
+}
+
+/**
+ * Count a failed authentication of an anonymous client; past AUTH_LIMITER's
+ * limit the answer is 429 instead of the 404/409 it would have been.
+ */
+async function authFailed(c: AppContext, client: string | null): Promise<void> {
+  const retryAfterS = await limitFailedAuth(c.env, client);
+  if (retryAfterS !== null) {
+    throw new ApiError('rate_limited', `too many failed authentications from this client; retry in ${retryAfterS} s`, undefined, {
+      'Retry-After': String(retryAfterS),
+    });
+  }
+}
+
+function refused(refusal: Refusal): ApiError {
+  const headers = refusal.retryAfterS !== undefined ? { 'Retry-After': String(refusal.retryAfterS) } : undefined;
+  return new ApiError(refusal.code, refusal.message, undefined, headers);
 }
 
 function runStub(c: AppContext, requestId: string) {
@@ -196,11 +309,21 @@ function runId(c: AppContext): string {
   return id;
 }
 
-async function runAccess(c: AppContext): Promise<{ stub: ReturnType<typeof runStub>; caller: Caller }> {
-  const requestId = runId(c);
-  const caller = await callerOf(c, getConfig(c.env), true);
-  if (!caller.apiKey && caller.token === undefined) throw runNotFound();
-  return { stub: runStub(c, requestId), caller };
+/**
+ * The run's object and who asks. A caller with nothing that could open the
+ * run (no token, or one TOKEN_SECRET's HMAC says is not this run's) is
+ * answered here, without waking the run's object.
+ */
+async function runAccess(c: AppContext, requestId: string): Promise<{ stub: ReturnType<typeof runStub>; caller: Caller; client: string | null }> {
+  const config = getConfig(c.env);
+  const caller = await callerOf(c, config, true);
+  const client = caller.apiKey ? null : clientKey(c.req.header('CF-Connecting-IP'));
+  if (client !== null) caller.maxReaders = config.LIMIT_READERS_PER_RUN;
+  if (!caller.apiKey && (caller.token === undefined || !(await tokenMayOpen(caller.token, requestId, config)))) {
+    if (caller.token !== undefined) await authFailed(c, client);
+    throw runNotFound();
+  }
+  return { stub: runStub(c, requestId), caller, client };
 }
 
 function lastEventId(raw: string | undefined): number {

@@ -4,20 +4,51 @@
  */
 import type { ChatMessage } from '../agents/types';
 import type { RunError, RunState } from '../events';
+import type { UsageLimits } from '../limits/usage';
 
+/** What a run is started with; stored in the run's row (so never a secret). */
 export interface StartInput {
   requestId: string;
+  /** The profile asked for: what the `run` event and the status call `agent`. Absent in runs from before profiles. */
+  profile?: string;
+  /** The implementation that runs it (`demo`, `openai`, `workers-ai`). */
   agent: string;
   query: string;
   messages: ChatMessage[];
-  /** Already validated (and defaulted) by the agent's schema. */
+  /** Already resolved by the profile and validated by the agent's schema. */
   options: Record<string, unknown>;
+  /** The run's deadline: the profile's, else MAX_RUN_SECONDS (absent in runs from before profiles). */
+  maxRunSeconds?: number;
+}
+
+/**
+ * What creating or attaching needs beyond the input, and is never stored as
+ * is: the caller's start secret, a token minted by the Worker (which holds
+ * TOKEN_SECRET), and who the run's usage is charged to, under which limits.
+ * The Worker decides all of it from the deployment's configuration, so the
+ * run's object needs none.
+ */
+export interface CreateChecks {
+  startSecret?: string;
+  /** The token the run gets if this call creates it, or attaches by API key or start secret. */
+  newToken: string;
+  /** The client the run's usage counts against, and its limits; absent for trusted and loopback callers. */
+  usage?: { client: string; limits: UsageLimits };
 }
 
 /** Who is asking: a presented run token and/or a valid API key. */
 export interface Caller {
   token?: string;
   apiKey: boolean;
+  /** Anonymous and not loopback: at most this many readers of the run may be open for it to get one. */
+  maxReaders?: number;
+}
+
+/** A refusal the run's object decided (the usage limits); the route answers it as is. */
+export interface Refusal {
+  code: 'rate_limited' | 'quota_exceeded';
+  message: string;
+  retryAfterS?: number;
 }
 
 export interface RunStatus {
@@ -33,6 +64,7 @@ export interface RunStatus {
 export type StartOutcome =
   | { kind: 'created' | 'attached'; token: string; status: RunStatus }
   | { kind: 'exists' }
+  | { kind: 'refused'; refusal: Refusal }
   /** No such run, and this caller may not create one (API keys are required). */
   | { kind: 'unauthorized' };
 
@@ -41,20 +73,32 @@ export const INTERNAL = {
   token: 'x-edgestream-token',
   apiKey: 'x-edgestream-api-key',
   after: 'x-edgestream-after',
-  mayCreate: 'x-edgestream-may-create',
+  maxReaders: 'x-edgestream-max-readers',
 } as const;
 
 export function callerHeaders(caller: Caller, afterSeq: number): Record<string, string> {
   const headers: Record<string, string> = { [INTERNAL.after]: String(afterSeq) };
   if (caller.token !== undefined) headers[INTERNAL.token] = caller.token;
   if (caller.apiKey) headers[INTERNAL.apiKey] = '1';
+  if (caller.maxReaders !== undefined) headers[INTERNAL.maxReaders] = String(caller.maxReaders);
   return headers;
 }
 
 export function callerFromHeaders(headers: Headers): { caller: Caller; afterSeq: number } {
   const token = headers.get(INTERNAL.token) ?? undefined;
+  const maxReaders = headers.get(INTERNAL.maxReaders);
+  const caller: Caller = { token, apiKey: headers.get(INTERNAL.apiKey) === '1' };
+  if (maxReaders !== null) caller.maxReaders = Number(maxReaders);
   return {
-    caller: { token, apiKey: headers.get(INTERNAL.apiKey) === '1' },
+    caller,
     afterSeq: Number(headers.get(INTERNAL.after) ?? '0'),
   };
+}
+
+/** The body of the internal `POST /start`. */
+export interface StartRequest {
+  input: StartInput;
+  checks: CreateChecks;
+  /** False when only attaching is allowed (API keys required, the caller has none). Defaults to deny. */
+  mayCreate: boolean;
 }

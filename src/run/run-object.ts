@@ -16,20 +16,50 @@ import type { AppEnv } from '../env';
 import type { RunError, RunEventBody, RunState, TerminalState } from '../events';
 import { encodeEvent } from '../sse/encode';
 import { SSE_HEADERS, openReader } from '../sse/stream';
+import { errorBody } from '../errors';
+import { admitRun, estimateTokens, releaseRun, tokensFromUsage } from '../limits/usage';
 import { EventLog } from './event-log';
-import { INTERNAL, callerFromHeaders, type Caller, type RunStatus, type StartInput, type StartOutcome } from './protocol';
-import { newToken, tokensEqual } from './token';
+import {
+  callerFromHeaders,
+  type Caller,
+  type CreateChecks,
+  type Refusal,
+  type RunStatus,
+  type StartInput,
+  type StartOutcome,
+  type StartRequest,
+} from './protocol';
+import { hashSecret, matchesHash, tokensEqual } from './token';
 
 /** While running, the alarm fires at least this often so a restart is noticed without any request. */
 export const WATCHDOG_MS = 15_000;
 /** A reader whose single write has not completed for this long is dropped. */
 export const READER_STALL_MS = 60_000;
+/**
+ * Tokens a run keeps: the first, plus one minted per attach by API key or
+ * start secret (the service stores only hashes, so it cannot hand the first
+ * one out again). Beyond this the oldest minted one is dropped.
+ */
+const MAX_TOKENS = 16;
+/** A reader refused for the per-run cap retries after this long: readers of a run come and go in seconds. */
+const READERS_RETRY_AFTER_S = 5;
+/** How a run ends when its own output could not be stored. */
+const STORAGE_FAILED: RunError = {
+  code: 'storage_failed',
+  message: "the run's output could not be stored; start it again",
+  retryable: true,
+};
 
 interface RunMeta {
   requestId: string;
+  /** The profile name shown in the `run` event and the status. */
   agent: string;
   input: StartInput;
-  token: string;
+  /** `sha256:` hashes of the tokens that open the run; a plain token in runs stored before hashing. */
+  tokens: string[];
+  startSecret: string | null;
+  /** Who the run's usage is charged to; null when nobody's budget applies. */
+  client: string | null;
   state: RunState;
   createdAt: number;
   deadlineAt: number;
@@ -42,6 +72,8 @@ type MetaRow = {
   agent: string;
   input: string;
   token: string;
+  start_secret?: string | null;
+  client?: string | null;
   state: string;
   created_at: number;
   deadline_at: number;
@@ -56,6 +88,16 @@ export class RunObject extends DurableObject<AppEnv> {
   #meta: RunMeta | null = null;
   /** Aborts the agent of this isolate; null when no agent runs here. */
   #agentAbort: AbortController | null = null;
+  /** A start being decided (checks are awaited): a second start waits for it instead of creating twice. */
+  #starting: Promise<unknown> | null = null;
+  /** Readers open in this isolate, for the per-run reader limit. */
+  #readers = 0;
+  /** Output characters of the agent, for a token estimate when the model reports no usage. */
+  #outputChars = 0;
+  /** Tokens the model reported in its `result` (null: not reported). */
+  #reportedTokens: number | null = null;
+  /** An end that storage refused, for the watchdog alarm to store. */
+  #unfinished: { state: TerminalState; error: RunError } | null = null;
 
   constructor(ctx: DurableObjectState, env: AppEnv) {
     super(ctx, env);
@@ -73,63 +115,108 @@ export class RunObject extends DurableObject<AppEnv> {
     const url = new URL(request.url);
     const { caller, afterSeq } = callerFromHeaders(request.headers);
     if (request.method === 'POST' && url.pathname === '/start') {
-      const input = (await request.json()) as StartInput;
-      const outcome = await this.start(input, caller, request.headers.get(INTERNAL.mayCreate) !== '0');
+      const { input, checks, mayCreate } = (await request.json()) as StartRequest;
+      const outcome = await this.start(input, caller, mayCreate === true, checks);
       if (outcome.kind === 'exists') return new Response(null, { status: 409 });
       if (outcome.kind === 'unauthorized') return new Response(null, { status: 401 });
-      return this.#stream(afterSeq, {
+      if (outcome.kind === 'refused') return refusalResponse(outcome.refusal);
+      return this.#stream(afterSeq, caller, {
         'X-Request-Id': outcome.status.requestId,
         'X-Run-Token': outcome.token,
+        // It carries a token: no cache may keep it.
+        'Cache-Control': 'no-cache, no-store, no-transform',
       });
     }
     if (request.method === 'GET' && url.pathname === '/events') {
       if (!(await this.#authorized(caller))) return new Response(null, { status: 404 });
-      return this.#stream(afterSeq, {});
+      return this.#stream(afterSeq, caller, {});
     }
     return new Response(null, { status: 404 });
   }
 
-  /** Start the run, or attach to it when it exists and the caller may. */
-  async start(input: StartInput, caller: Caller, mayCreate: boolean): Promise<StartOutcome> {
+  /**
+   * Start the run, or attach to it when it exists and the caller may (its
+   * token, an API key, or the start secret of the POST that created it).
+   */
+  async start(input: StartInput, caller: Caller, mayCreate: boolean, checks: CreateChecks): Promise<StartOutcome> {
+    // Checks before creating are awaited; a concurrent start of the same id waits, then attaches or is refused.
+    while (this.#starting) await this.#starting.catch(() => {});
+    const deciding = this.#start(input, caller, mayCreate, checks);
+    this.#starting = deciding;
+    try {
+      return await deciding;
+    } finally {
+      if (this.#starting === deciding) this.#starting = null;
+    }
+  }
+
+  async #start(input: StartInput, caller: Caller, mayCreate: boolean, checks: CreateChecks): Promise<StartOutcome> {
     if (this.#meta) {
-      if (!(await this.#authorized(caller))) return { kind: 'exists' };
-      return { kind: 'attached', token: this.#meta.token, status: this.#status() };
+      if (caller.token !== undefined && (await this.#authorized({ ...caller, apiKey: false }))) {
+        return { kind: 'attached', token: caller.token, status: this.#status() };
+      }
+      const bySecret = checks.startSecret !== undefined && this.#meta.startSecret !== null && (await matchesHash(checks.startSecret, this.#meta.startSecret));
+      if (caller.apiKey || bySecret) return { kind: 'attached', token: await this.#addToken(checks.newToken), status: this.#status() };
+      return { kind: 'exists' };
     }
     if (!mayCreate) return { kind: 'unauthorized' };
     const agent = getAgent(input.agent);
     if (!agent) throw new Error(`unknown agent ${input.agent}`); // the route checked; a bug if reached
+    const client = checks.usage?.client ?? null;
     const now = Date.now();
-    this.#createTables();
+    const deadlineAt = now + (input.maxRunSeconds ?? this.#config.MAX_RUN_SECONDS) * 1000;
+    if (checks.usage) {
+      const admission = await admitRun(this.env, checks.usage.limits, checks.usage.client, input.requestId, deadlineAt);
+      if (!admission.ok) return { kind: 'refused', refusal: { code: admission.code, message: admission.message, retryAfterS: admission.retryAfterS } };
+    }
+    const token = checks.newToken;
     const meta: RunMeta = {
       requestId: input.requestId,
-      agent: input.agent,
+      agent: input.profile ?? input.agent,
       input,
-      token: newToken(),
+      tokens: [await hashSecret(token)],
+      startSecret: checks.startSecret !== undefined ? await hashSecret(checks.startSecret) : null,
+      client,
       state: 'running',
       createdAt: now,
-      deadlineAt: now + this.#config.MAX_RUN_SECONDS * 1000,
+      deadlineAt,
       finishedAt: null,
       error: null,
     };
+    try {
+      // The run row and its `run` event together, or neither.
+      this.ctx.storage.transactionSync(() => this.#create(meta));
+    } catch (err) {
+      this.#meta = null;
+      this.#log = null;
+      if (client !== null) void releaseRun(this.env, client, input.requestId, { tokens: 0, rows: 0 });
+      throw err;
+    }
+    await this.#scheduleAlarm();
+    this.#startAgent(agent, 0);
+    return { kind: 'created', token, status: this.#status() };
+  }
+
+  #create(meta: RunMeta): void {
+    this.#createTables();
     this.ctx.storage.sql.exec(
-      `INSERT INTO run (id, request_id, agent, input, token, state, created_at, deadline_at)
-       VALUES (1, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO run (id, request_id, agent, input, token, start_secret, client, state, created_at, deadline_at)
+       VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       meta.requestId,
       meta.agent,
-      JSON.stringify(input),
-      meta.token,
+      JSON.stringify(meta.input),
+      meta.tokens.join(' '),
+      meta.startSecret,
+      meta.client,
       meta.state,
       meta.createdAt,
       meta.deadlineAt,
     );
     this.#meta = meta;
-    this.#log = new EventLog(this.ctx.storage.sql);
+    this.#log = this.#openLog();
     this.#append({ type: 'run', agent: meta.agent, createdAt: meta.createdAt });
     // Store seq 1 now: the first event should not wait for the batch timer.
     this.#events.flush();
-    await this.#scheduleAlarm();
-    this.#startAgent(agent, 0);
-    return { kind: 'created', token: meta.token, status: this.#status() };
   }
 
   /** The run's status, or null when it does not exist or the caller may not see it. */
@@ -158,6 +245,8 @@ export class RunObject extends DurableObject<AppEnv> {
     if (meta.state === 'running') {
       if (now >= meta.deadlineAt) {
         await this.#finish('failed', this.#deadlineError());
+      } else if (this.#unfinished) {
+        await this.#finish(this.#unfinished.state, this.#unfinished.error);
       } else {
         await this.#scheduleAlarm();
       }
@@ -181,7 +270,18 @@ export class RunObject extends DurableObject<AppEnv> {
       .exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'run'")
       .toArray().length > 0;
     this.#meta = exists ? this.#readMeta() : null;
-    this.#log = this.#meta ? new EventLog(this.ctx.storage.sql) : null;
+    this.#log = this.#meta ? this.#openLog() : null;
+  }
+
+  #openLog(): EventLog {
+    return new EventLog(this.ctx.storage.sql, {
+      transactionSync: (fn) => this.ctx.storage.transactionSync(fn),
+      // A batch the log's timer could not store: nobody saw it; end the run honestly.
+      onWriteError: () => {
+        this.#events.discardPending();
+        void this.#finish('failed', STORAGE_FAILED);
+      },
+    });
   }
 
   #createTables(): void {
@@ -192,6 +292,8 @@ export class RunObject extends DurableObject<AppEnv> {
          agent       TEXT NOT NULL,
          input       TEXT NOT NULL,
          token       TEXT NOT NULL,
+         start_secret TEXT,
+         client      TEXT,
          state       TEXT NOT NULL,
          created_at  INTEGER NOT NULL,
          deadline_at INTEGER NOT NULL,
@@ -208,7 +310,9 @@ export class RunObject extends DurableObject<AppEnv> {
       requestId: row.request_id,
       agent: row.agent,
       input: JSON.parse(row.input) as StartInput,
-      token: row.token,
+      tokens: row.token.split(' '),
+      startSecret: row.start_secret ?? null,
+      client: row.client ?? null,
       state: row.state as RunState,
       createdAt: row.created_at,
       deadlineAt: row.deadline_at,
@@ -224,7 +328,7 @@ export class RunObject extends DurableObject<AppEnv> {
    */
   async #recover(): Promise<void> {
     const meta = this.#meta!;
-    const agent = getAgent(meta.agent);
+    const agent = getAgent(meta.input.agent);
     const lastEvent = this.#events.durableSeq;
     if (Date.now() >= meta.deadlineAt) {
       await this.#finish('failed', this.#deadlineError());
@@ -244,11 +348,19 @@ export class RunObject extends DurableObject<AppEnv> {
   }
 
   #deadlineError(): RunError {
-    return {
-      code: 'deadline_exceeded',
-      message: `the run passed its deadline of ${this.#config.MAX_RUN_SECONDS} s`,
-      retryable: false,
-    };
+    const meta = this.#meta!;
+    const seconds = Math.round((meta.deadlineAt - meta.createdAt) / 1000);
+    return { code: 'deadline_exceeded', message: `the run passed its deadline of ${seconds} s`, retryable: false };
+  }
+
+  /** A further token for the run (an attach by API key or start secret); only its hash is kept. */
+  async #addToken(token: string): Promise<string> {
+    const meta = this.#meta!;
+    const tokens = [...meta.tokens, await hashSecret(token)];
+    // Keep the creator's token; drop the oldest minted ones beyond the cap.
+    meta.tokens = tokens.length > MAX_TOKENS ? [tokens[0]!, ...tokens.slice(tokens.length - MAX_TOKENS + 1)] : tokens;
+    this.ctx.storage.sql.exec('UPDATE run SET token = ? WHERE id = 1', meta.tokens.join(' '));
+    return token;
   }
 
   /** The log of an existing run (every caller has checked that the run exists). */
@@ -296,32 +408,78 @@ export class RunObject extends DurableObject<AppEnv> {
 
   #append(body: RunEventBody): void {
     const meta = this.#meta!;
+    // Usage, for the budgets: what the model reported, else an estimate from the text.
+    if (body.type === 'delta') this.#outputChars += body.text.length;
+    else if (body.type === 'result') this.#reportedTokens = tokensFromUsage((body.data as { usage?: unknown } | undefined)?.usage);
     const log = this.#events;
     const seq = log.nextSeq;
     const frame = encodeEvent({ requestId: meta.requestId, seq, ts: Date.now(), ...body } as never);
     log.append(seq, frame);
   }
 
-  /** End the run exactly once: optional `error`, then `done`, stored before anyone sees them. */
+  /**
+   * End the run exactly once: optional `error`, then `done`, stored before
+   * anyone sees them. If storage refuses that, what could not be stored is
+   * dropped (nobody saw it, so seqs stay gap-free) and the run ends with a
+   * small `storage_failed` error instead; if even that cannot be written, the
+   * run stays `running` (never reported ended without its `done`) and the
+   * watchdog alarm tries again.
+   */
   async #finish(state: TerminalState, error: RunError | null): Promise<void> {
     const meta = this.#meta!;
     if (meta.state !== 'running') return;
     this.#agentAbort?.abort();
     this.#agentAbort = null;
-    if (error) this.#append({ type: 'error', ...error });
-    this.#append({ type: 'done', state });
+    this.#unfinished = null;
+    if (!this.#tryEnd(state, error) && !this.#tryEnd('failed', STORAGE_FAILED)) {
+      console.error(`run ${meta.requestId}: its end could not be stored; the watchdog alarm will try again`);
+      this.#unfinished = { state: 'failed', error: STORAGE_FAILED };
+      await this.#scheduleAlarm().catch(() => {});
+      return;
+    }
+    this.#releaseUsage();
+    await this.#scheduleAlarm();
+  }
+
+  /** Store the end in one transaction (the log's last rows and the run's row); false when storage refused it. */
+  #tryEnd(state: TerminalState, error: RunError | null): boolean {
+    const meta = this.#meta!;
+    const log = this.#events;
     const now = Date.now();
+    try {
+      this.ctx.storage.transactionSync(() => {
+        this.ctx.storage.sql.exec(
+          'UPDATE run SET state = ?, finished_at = ?, error = ? WHERE id = 1',
+          state,
+          now,
+          error ? JSON.stringify(error) : null,
+        );
+        if (error) this.#append({ type: 'error', ...error });
+        this.#append({ type: 'done', state });
+        log.flush();
+      });
+    } catch (err) {
+      console.error(`run ${meta.requestId}: storing its end failed: ${(err as Error)?.name ?? typeof err}`);
+      log.discardPending();
+      return false;
+    }
     meta.state = state;
     meta.finishedAt = now;
     meta.error = error;
-    this.ctx.storage.sql.exec(
-      'UPDATE run SET state = ?, finished_at = ?, error = ? WHERE id = 1',
-      state,
-      now,
-      error ? JSON.stringify(error) : null,
-    );
-    this.#events.flush();
-    await this.#scheduleAlarm();
+    return true;
+  }
+
+  /** Charge what the run used to its client's and the deployment's budgets (only runs that count). */
+  #releaseUsage(): void {
+    const meta = this.#meta!;
+    if (meta.client === null) return;
+    const rows = this.ctx.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM events').one().n;
+    // The demo agent calls no model: it costs rows, not tokens.
+    const tokens =
+      meta.input.agent === 'demo'
+        ? 0
+        : (this.#reportedTokens ?? estimateTokens(meta.input.messages.reduce((n, m) => n + m.content.length, meta.input.query.length) + this.#outputChars));
+    void releaseRun(this.env, meta.client, meta.requestId, { tokens, rows });
   }
 
   async #scheduleAlarm(): Promise<void> {
@@ -348,7 +506,13 @@ export class RunObject extends DurableObject<AppEnv> {
     if (!meta) return false;
     if (caller.apiKey) return true;
     if (caller.token === undefined) return false;
-    return tokensEqual(caller.token, meta.token);
+    let match = false;
+    // Every stored hash is compared, so the timing does not say which one matched.
+    for (const stored of meta.tokens) {
+      const ok = stored.startsWith('sha256:') ? await matchesHash(caller.token, stored) : await tokensEqual(caller.token, stored);
+      if (ok) match = true;
+    }
+    return match;
   }
 
   #status(): RunStatus {
@@ -365,14 +529,25 @@ export class RunObject extends DurableObject<AppEnv> {
     return status;
   }
 
-  #stream(afterSeq: number, extraHeaders: Record<string, string>): Response {
+  #stream(afterSeq: number, caller: Caller, extraHeaders: Record<string, string>): Response {
     const meta = this.#meta!;
     const log = this.#events;
     if (meta.state !== 'running' && afterSeq >= log.durableSeq) {
       // [spec] a 204 tells EventSource to stop reconnecting: nothing can follow.
       return new Response(null, { status: 204, headers: extraHeaders });
     }
+    const maxReaders = caller.maxReaders;
+    if (maxReaders !== undefined && this.#readers >= maxReaders) {
+      return refusalResponse({
+        code: 'rate_limited',
+        message: `this run already has ${maxReaders} readers; close one or retry later`,
+        retryAfterS: READERS_RETRY_AFTER_S,
+      });
+    }
+    this.#readers++;
     const body = openReader({
+      maxAgeMs: this.#config.READER_MAX_AGE_SECONDS * 1000,
+      onClose: () => this.#readers--,
       log,
       afterSeq,
       retryMs: this.#config.RETRY_MS,
@@ -384,4 +559,11 @@ export class RunObject extends DurableObject<AppEnv> {
     });
     return new Response(body, { status: 200, headers: { ...SSE_HEADERS, ...extraHeaders } });
   }
+}
+
+/** A refusal as the contract's JSON error; the route passes it through. */
+function refusalResponse(refusal: Refusal): Response {
+  const headers: Record<string, string> = { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' };
+  if (refusal.retryAfterS !== undefined) headers['Retry-After'] = String(refusal.retryAfterS);
+  return new Response(JSON.stringify(errorBody(refusal.code, refusal.message)), { status: 429, headers });
 }

@@ -23,6 +23,11 @@ export interface ReaderOptions {
   heartbeatMs: number;
   /** Drop the reader when one write has not completed for this long. */
   stallMs: number;
+  /**
+   * Close the stream (without `done`) once it has been open this long: a
+   * connection is not held forever, and the client resumes with Last-Event-ID.
+   */
+  maxAgeMs: number;
   /** True once the run has ended (its `done` is appended). */
   ended: () => boolean;
   /** True when the run's log is gone (deleted after its TTL). */
@@ -51,10 +56,13 @@ async function pump(writer: WritableStreamDefaultWriter<Uint8Array>, opts: Reade
   const encoder = new TextEncoder();
   const { log } = opts;
   let cursor = opts.afterSeq;
+  const closeAt = Date.now() + opts.maxAgeMs;
   const send = (text: string) => withTimeout(writer.write(encoder.encode(text)), opts.stallMs);
   try {
     await send(encodeRetry(opts.retryMs));
     for (;;) {
+      const left = closeAt - Date.now();
+      if (left <= 0) break;
       const { text, lastSeq } = log.readAfter(cursor, READ_BATCH_BYTES);
       if (text) {
         await send(text);
@@ -63,8 +71,8 @@ async function pump(writer: WritableStreamDefaultWriter<Uint8Array>, opts: Reade
       }
       // Caught up. `done` is the last event, so an ended run is finished here.
       if (opts.ended() || opts.gone()) break;
-      const woke = await log.waitFor(cursor, opts.heartbeatMs);
-      if (!woke) await send(KEEPALIVE);
+      const woke = await log.waitFor(cursor, Math.min(opts.heartbeatMs, left));
+      if (!woke && Date.now() < closeAt) await send(KEEPALIVE);
     }
     await withTimeout(writer.close(), opts.stallMs);
   } catch {

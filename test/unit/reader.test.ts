@@ -19,6 +19,7 @@ describe('a reader whose client stops reading', () => {
         retryMs: 1000,
         heartbeatMs: 10_000,
         stallMs: 300,
+        maxAgeMs: 60_000,
         ended: () => false,
         gone: () => false,
         onClose: () => (closedAt = Date.now()),
@@ -32,5 +33,32 @@ describe('a reader whose client stops reading', () => {
       // Aborted, not closed: the client sees a broken stream (and resumes), never a clean end.
       const outcome = await body.getReader().read().then(() => 'read', () => 'errored');
       expect(outcome).toBe('errored');
+    }));
+});
+
+describe('a reader open longer than the maximum connection age', () => {
+  it('is closed cleanly without done, after what it had, so the client resumes', () =>
+    runInDurableObject(env.RUNS.get(env.RUNS.newUniqueId()), async (_o, state) => {
+      const log = new EventLog(state.storage.sql);
+      for (let i = 0; i < 3; i++) log.append(log.nextSeq, frame(log.nextSeq));
+      log.flush();
+      const started = Date.now();
+      const body = openReader({
+        log,
+        afterSeq: 0,
+        retryMs: 1000,
+        heartbeatMs: 10_000,
+        stallMs: 5_000,
+        maxAgeMs: 400,
+        ended: () => false,
+        gone: () => false,
+      });
+      const text = await new Response(body).text();
+      const elapsed = Date.now() - started;
+      // Every stored event, then a clean end well before the 10 s heartbeat (the run is still going).
+      expect(text.match(/^id: /gm)?.length).toBe(3);
+      expect(text).not.toContain('keepalive');
+      expect(elapsed).toBeGreaterThanOrEqual(390);
+      expect(elapsed).toBeLessThan(5_000);
     }));
 });

@@ -29,7 +29,8 @@ describe('a run', () => {
     const res = await postRun({ query: 'q', options: { tokens: 3, delayMs: 0 } }, { Accept: 'text/event-stream' });
     expect(res.status).toBe(200);
     expect(res.headers.get('Content-Type')).toBe('text/event-stream; charset=utf-8');
-    expect(res.headers.get('Cache-Control')).toBe('no-cache, no-transform');
+    // The contract's no-cache, no-transform, plus no-store: this answer carries the run's token.
+    expect(res.headers.get('Cache-Control')).toBe('no-cache, no-store, no-transform');
     expect(res.headers.get('X-Accel-Buffering')).toBe('no');
     const requestId = res.headers.get('X-Request-Id')!;
     expect(res.headers.get('X-Run-Token')).toMatch(/^[A-Za-z0-9_-]{43}$/);
@@ -323,7 +324,7 @@ describe('alarms and restarts', () => {
     const { requestId, token } = await createRun({ query: 'q', options: { tokens: 100_000, delayMs: 50 } });
     await runInDurableObject(stubFor(requestId), (_o, state) => {
       // Stand-in for a non-deterministic agent (a hosted model): one the registry cannot replay.
-      state.storage.sql.exec("UPDATE run SET agent = 'not-replayable' WHERE id = 1");
+      state.storage.sql.exec("UPDATE run SET input = json_set(input, '$.agent', 'not-replayable') WHERE id = 1");
     });
     await abortAllDurableObjects();
     const status = await waitUntilEnded(requestId, token);

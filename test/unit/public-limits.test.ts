@@ -1,0 +1,197 @@
+// What an anonymous caller through the edge may spend: running runs, daily
+// budgets, readers per run, failed authentications, the human check. Each
+// test uses its own client addresses (the counters are Durable Objects).
+import { env } from 'cloudflare:workers';
+import { createExecutionContext, runInDurableObject } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import worker from '../../src/index';
+import { signTicket } from '../../src/human/ticket';
+import { BASE, readSse } from './helpers';
+
+type Vars = Record<string, string>;
+const callWith = (vars: Vars, path: string, init: RequestInit = {}) =>
+  worker.fetch(new Request(`${BASE}${path}`, init), { ...env, ...vars }, createExecutionContext());
+const startFrom = (ip: string, vars: Vars, body: object = {}, headers: Record<string, string> = {}) =>
+  callWith(vars, '/v1/runs', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'CF-Connecting-IP': ip, ...headers },
+    body: JSON.stringify({ query: 'q', options: { tokens: 2, delayMs: 0 }, ...body }),
+  });
+const LONG = { options: { tokens: 1000, delayMs: 50 } };
+const errorOf = async (res: Response) => ((await res.json()) as { error: { code: string; message: string } }).error;
+
+/** True when the run's object holds no run at all (nothing was started or stored). */
+const nothingStored = (requestId: string) =>
+  runInDurableObject(env.RUNS.get(env.RUNS.idFromName(requestId)), (_o, state) =>
+    state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().length === 0,
+  );
+
+async function until(check: () => Promise<boolean>, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('running runs per client', () => {
+  const vars = { LIMIT_RUNNING_PER_CLIENT: '2' };
+
+  it('refuses a third run at once with 429 rate_limited and Retry-After, starts nothing, and frees the slot when a run ends', async () => {
+    const runs = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await startFrom('198.51.100.10', vars, LONG);
+      expect(res.status).toBe(201);
+      runs.push((await res.json()) as { requestId: string; token: string });
+    }
+    const refused = await startFrom('198.51.100.10', vars, { ...LONG, requestId: 'limit-running-3' });
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('Retry-After'))).toBeGreaterThan(0);
+    expect((await errorOf(refused)).code).toBe('rate_limited');
+    expect(await nothingStored('limit-running-3')).toBe(true);
+    // Another client, loopback and an API-key caller are not held back by this one.
+    expect((await startFrom('198.51.100.11', vars)).status).toBe(201);
+    expect((await startFrom('127.0.0.1', vars)).status).toBe(201);
+    expect((await startFrom('198.51.100.10', { ...vars, API_KEYS: 'k' }, {}, { Authorization: 'Bearer k' })).status).toBe(201);
+
+    const first = runs[0]!;
+    await callWith(vars, `/v1/runs/${first.requestId}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${first.token}` } });
+    await until(async () => (await startFrom('198.51.100.10', vars, { requestId: `limit-running-${Date.now()}` })).status === 201);
+    await callWith(vars, `/v1/runs/${runs[1]!.requestId}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${runs[1]!.token}` } });
+  });
+
+  it('counts an IPv6 /64 as one client', async () => {
+    const res = [];
+    res.push(await startFrom('2001:db8:7:1::1', vars, LONG));
+    res.push(await startFrom('2001:db8:7:1:ffff::2', vars, LONG));
+    const third = await startFrom('2001:DB8:7:1:abcd:0:0:3', vars, LONG);
+    expect(res.map((r) => r.status)).toEqual([201, 201]);
+    expect(third.status).toBe(429);
+    expect((await startFrom('2001:db8:7:2::1', vars)).status).toBe(201); // the next /64 is another client
+    for (const r of res) {
+      const { requestId, token } = (await r.json()) as any;
+      await callWith(vars, `/v1/runs/${requestId}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    }
+  });
+});
+
+describe('daily budgets', () => {
+  it('refuse a client over its rows for the day with 429 quota_exceeded until the next UTC midnight', async () => {
+    const vars = { BUDGET_CLIENT_ROWS_PER_DAY: '2' };
+    const ok = await startFrom('198.51.100.20', vars, {}, { Accept: 'text/event-stream' });
+    expect(ok.status).toBe(200);
+    await readSse(ok); // the run ends: its rows are charged
+    let refused: Response | undefined;
+    await until(async () => {
+      refused = await startFrom('198.51.100.20', vars, { requestId: `budget-${Date.now()}` });
+      return refused.status === 429;
+    });
+    expect((await errorOf(refused!)).code).toBe('quota_exceeded');
+    const retryAfter = Number(refused!.headers.get('Retry-After'));
+    const toMidnight = (Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + 1) - Date.now()) / 1000;
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(Math.abs(retryAfter - toMidnight)).toBeLessThan(5);
+    expect((await startFrom('198.51.100.21', vars)).status).toBe(201); // another client still may
+  });
+
+  it('refuse every anonymous client once the deployment is over its budget, but not API-key callers', async () => {
+    const done = await startFrom('198.51.100.30', {}, {}, { Accept: 'text/event-stream' });
+    await readSse(done);
+    const vars = { BUDGET_DEPLOYMENT_ROWS_PER_DAY: '1' };
+    let refused: Response | undefined;
+    await until(async () => {
+      refused = await startFrom('198.51.100.31', vars, { requestId: `dep-budget-${Date.now()}` });
+      return refused.status === 429;
+    });
+    expect((await errorOf(refused!)).code).toBe('quota_exceeded');
+    expect((await startFrom('198.51.100.31', { ...vars, API_KEYS: 'k' }, {}, { Authorization: 'Bearer k' })).status).toBe(201);
+  });
+});
+
+describe('readers per run', () => {
+  it('refuses an anonymous reader over the cap with 429 and Retry-After; API-key readers are not counted against it', async () => {
+    const vars = { LIMIT_READERS_PER_RUN: '2', API_KEYS: '' };
+    const res = await startFrom('127.0.0.1', vars, LONG);
+    const { requestId, token } = (await res.json()) as any;
+    const read = (ip: string, headers: Record<string, string> = {}) =>
+      callWith(vars, `/v1/runs/${requestId}/events`, { headers: { Authorization: `Bearer ${token}`, 'CF-Connecting-IP': ip, ...headers } });
+    const open = [await read('198.51.100.40'), await read('198.51.100.41')];
+    expect(open.map((r) => r.status)).toEqual([200, 200]);
+    const third = await read('198.51.100.42');
+    expect(third.status).toBe(429);
+    expect(third.headers.get('Retry-After')).toBe('5');
+    expect((await errorOf(third)).code).toBe('rate_limited');
+    const local = await read('127.0.0.1');
+    expect(local.status).toBe(200);
+    for (const r of [...open, local]) await r.body!.cancel();
+    // Closed readers free their places.
+    await until(async () => {
+      const again = await read('198.51.100.42');
+      await again.body?.cancel();
+      return again.status === 200;
+    });
+    await callWith(vars, `/v1/runs/${requestId}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+  });
+});
+
+describe('failed authentication', () => {
+  it('answers 429 rate_limited after 20 wrong tokens from one client, while the right token from elsewhere still works', async () => {
+    const res = await startFrom('127.0.0.1', {});
+    const { requestId, token } = (await res.json()) as any;
+    const statuses: number[] = [];
+    for (let i = 0; i < 21; i++) {
+      const r = await callWith({}, `/v1/runs/${requestId}`, { headers: { Authorization: `Bearer wrong-${i}`, 'CF-Connecting-IP': '198.51.100.50' } });
+      statuses.push(r.status);
+    }
+    expect(statuses.slice(0, 20).every((s) => s === 404)).toBe(true);
+    expect(statuses[20]).toBe(429);
+    const ok = await callWith({}, `/v1/runs/${requestId}`, { headers: { Authorization: `Bearer ${token}`, 'CF-Connecting-IP': '198.51.100.51' } });
+    expect(ok.status).toBe(200);
+  });
+});
+
+describe('a profile with a human check', () => {
+  const TICKET_SECRET = 'the-ticket-secret-shared-with-the-site-0123';
+  const vars = {
+    TICKET_SECRET,
+    PROFILES: JSON.stringify({ widget: { agent: 'demo', options: { tokens: 2, delayMs: 0 }, humanCheck: 'ticket', default: true } }),
+  };
+  const inAMinute = () => Math.floor(Date.now() / 1000) + 60;
+
+  it('refuses an anonymous start without a valid ticket with 403 human_check_failed, and starts nothing', async () => {
+    for (const ticket of [undefined, 'garbage', await signTicket({ profile: 'other', expiresAt: inAMinute() }, TICKET_SECRET), await signTicket({ profile: 'widget', expiresAt: inAMinute() }, 'another-secret-of-the-same-length-0123')]) {
+      const requestId = `human-${crypto.randomUUID()}`;
+      const res = await startFrom('198.51.100.60', vars, { requestId, options: {}, ...(ticket ? { ticket } : {}) });
+      expect(res.status).toBe(403);
+      const error = await errorOf(res);
+      expect(error.code).toBe('human_check_failed');
+      expect(error.message).not.toContain(TICKET_SECRET);
+      expect(await nothingStored(requestId)).toBe(true);
+    }
+    // Also when streamed.
+    const streamed = await startFrom('198.51.100.60', vars, { options: {} }, { Accept: 'text/event-stream' });
+    expect(streamed.status).toBe(403);
+    expect((await errorOf(streamed)).code).toBe('human_check_failed');
+  });
+
+  it('starts with a ticket signed for the profile; a retried POST with the start secret needs no second check', async () => {
+    const ticket = await signTicket({ profile: 'widget', expiresAt: inAMinute(), sub: 'user-42' }, TICKET_SECRET);
+    const body = { requestId: `human-ok-${crypto.randomUUID()}`, startSecret: 'the-clients-start-secret-0123456789', options: {} };
+    expect((await startFrom('198.51.100.61', vars, { ...body, ticket })).status).toBe(201);
+    expect((await startFrom('198.51.100.61', vars, body)).status).toBe(200);
+    // An API-key caller is a trusted backend: no check.
+    expect((await startFrom('198.51.100.61', { ...vars, API_KEYS: 'k' }, {}, { Authorization: 'Bearer k' })).status).toBe(201);
+    // A run token attaches to its run, but never starts a run that skipped the check.
+    const created = (await (await startFrom('198.51.100.61', vars, { requestId: `human-tok-${crypto.randomUUID()}`, options: {}, ticket })).json()) as any;
+    const attach = await startFrom('198.51.100.61', vars, { requestId: created.requestId, options: {} }, { Authorization: `Bearer ${created.token}` });
+    expect(attach.status).toBe(200);
+    const sneaky = await startFrom('198.51.100.61', vars, { requestId: `human-new-${crypto.randomUUID()}`, options: {} }, { Authorization: `Bearer ${created.token}` });
+    expect(sneaky.status).toBe(403);
+    expect((await errorOf(sneaky)).code).toBe('human_check_failed');
+  });
+
+  it('tells a widget what it needs in GET /v1/agents', async () => {
+    const listed = (await (await callWith(vars, '/v1/agents')).json()) as any;
+    expect(listed.agents).toEqual([{ name: 'widget', description: '', default: true, humanCheck: 'ticket' }]);
+  });
+});
