@@ -389,11 +389,11 @@ export class EventLog {
   #rowAt(seq: number): StoredRow | null {
     const cached = this.#lastRow;
     if (cached && seq >= cached.firstSeq && seq < cached.firstSeq + cached.slots.length) return cached;
-    // Rows past durableSeq can only be a failed flush's leftovers: never read them.
+    // seq <= durableSeq: rows a failed flush left past it are never read.
     const found = this.#sql
       .exec<{ first_seq: number; frames: string }>(
         'SELECT first_seq, frames FROM events WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1',
-        Math.min(seq, this.#durableSeq),
+        seq,
       )
       .toArray()[0];
     if (!found) return null;
