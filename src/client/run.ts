@@ -53,6 +53,23 @@ export interface RunOptions {
    * once the run is identified, its token takes over and the secret is dropped.
    */
   startSecret?: string;
+  /**
+   * A start ticket from the embedding site's backend, for an agent (profile)
+   * whose `humanCheck` is `ticket` or `either`. Sent with every `POST` of
+   * this start (a ticket may be reused until it expires). Kept in memory
+   * only, never persisted; dropped once the run is identified.
+   */
+  ticket?: string;
+  /**
+   * A Turnstile token, for an agent whose `humanCheck` is `turnstile` or
+   * `either`. Tokens are single-use, yet every `POST` of this start may send
+   * it: the server's siteverify idempotency key (derived from the requestId)
+   * gives a retry the first check's answer. Get a new one for the next start.
+   * Kept in memory only, never persisted; dropped once the run is identified.
+   * Without valid evidence the start ends with the final error
+   * `human_check_failed` (403).
+   */
+  turnstileToken?: string;
   /** Sent as Bearer when starting (deployments with API_KEYS). */
   apiKey?: string;
   /** Resume an existing run instead of starting one. */
@@ -105,6 +122,8 @@ export class AgentRun implements AsyncIterable<RunEvent> {
   readonly #startId: string;
   /** Opens the run a lost answer created; dropped once the token is known (see `startSecret`). */
   #startSecret: string | undefined;
+  /** The start's human-check evidence (`ticket`, `turnstileToken`); dropped like the startSecret. */
+  #human: Pick<RunOptions, 'ticket' | 'turnstileToken'> | undefined;
   readonly #fetch: typeof fetch;
   readonly #backoff: Required<BackoffOptions>;
   readonly #stop = new AbortController();
@@ -121,7 +140,8 @@ export class AgentRun implements AsyncIterable<RunEvent> {
   #rejectIdentified!: (err: Error) => void;
 
   constructor(opts: RunOptions) {
-    this.#opts = { ...opts, startSecret: undefined };
+    this.#opts = { ...opts, startSecret: undefined, ticket: undefined, turnstileToken: undefined };
+    this.#human = opts.resume ? undefined : { ticket: opts.ticket, turnstileToken: opts.turnstileToken };
     this.#startId = opts.requestId ?? `web_${randomId()}`;
     this.#startSecret = opts.resume ? undefined : (opts.startSecret ?? base64url(randomBytes(32)));
     this.#queueing = opts.onEvent === undefined;
@@ -289,6 +309,7 @@ export class AgentRun implements AsyncIterable<RunEvent> {
       messages: o.messages,
       requestId: this.#startId,
       startSecret: this.#startSecret,
+      ...this.#human,
     };
     return this.#connect(this.#url('/v1/runs'), { method: 'POST', headers, body: JSON.stringify(body) });
   }
@@ -396,7 +417,7 @@ export class AgentRun implements AsyncIterable<RunEvent> {
     this.requestId = requestId;
     this.token = token;
     this.lastEventId = lastEventId;
-    this.#startSecret = undefined; // the token opens the run from now on
+    this.#startSecret = this.#human = undefined; // the token opens the run from now on
     if (this.#opts.persistKey) saveHandle(this.#opts.persistKey, this.handle!, this.#opts.storage);
     this.#resolveIdentified();
   }

@@ -21,7 +21,9 @@ export interface RunHandle {
 /** Why the client stopped for good. */
 export interface ClientError {
   /**
-   * The service's error code (e.g. `run_not_found`), or the client's own:
+   * The service's error code (e.g. `run_not_found`, or `human_check_failed`
+   * when the agent needs a start ticket or a Turnstile token and none valid
+   * was sent), or the client's own:
    * `retries_exhausted`, `invalid_endpoint`, `client_error`, and
    * `start_unconfirmed` (a start's answer was lost, and its retry met a run
    * with that requestId that this start's `startSecret` does not open).
