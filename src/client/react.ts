@@ -15,7 +15,7 @@
  * const { text, state, start, cancel } = useAgentRun({ endpoint: 'https://HOST' });
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import { AgentRun } from './run';
+import { AgentRun, type RunOptions } from './run';
 import { clearHandle, loadHandle, saveHandle } from './persist';
 import type { ClientError, ConnectionState, RunEvent, TerminalState } from './types';
 
@@ -40,7 +40,11 @@ export interface AgentRunView {
   runState: TerminalState | undefined;
   error: ClientError | undefined;
   requestId: string | undefined;
-  start: (query: string) => void;
+  /**
+   * Start a run. `human`: evidence for an agent with a human check (a start
+   * ticket from your backend, or a fresh Turnstile token); see RunOptions.
+   */
+  start: (query: string, human?: Pick<RunOptions, 'ticket' | 'turnstileToken'>) => void;
   cancel: () => Promise<void>;
   disconnect: () => void;
 }
@@ -141,9 +145,9 @@ export function useAgentRun(config: UseAgentRunConfig): AgentRunView {
   }, [endpoint, persistKey, heartbeatMs, follow, stop]);
 
   const start = useCallback(
-    (query: string) => {
+    (query: string, human?: Pick<RunOptions, 'ticket' | 'turnstileToken'>) => {
       clearHandle(persistKey); // a remount must not bring back the previous run
-      follow((hooks) => new AgentRun({ endpoint, heartbeatMs, agent, options: JSON.parse(optionsJson), query, ...hooks }));
+      follow((hooks) => new AgentRun({ endpoint, heartbeatMs, agent, options: JSON.parse(optionsJson), query, ...human, ...hooks }));
     },
     [endpoint, persistKey, heartbeatMs, agent, optionsJson, follow],
   );
