@@ -134,6 +134,15 @@ export class EventLog {
     this.#recentFirst = this.#durableSeq + 1;
   }
 
+  /** Rows the log holds in storage (event rows and parts), for the usage budgets. */
+  storedRows(): number {
+    const rows = this.#sql.exec<{ n: number }>('SELECT count(*) AS n FROM events').one().n;
+    const parts = this.#sql
+      .exec<{ n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'frame_parts'")
+      .one().n;
+    return parts ? rows + this.#sql.exec<{ n: number }>('SELECT count(*) AS n FROM frame_parts').one().n : rows;
+  }
+
   /** The highest stored seq: what readers may see. */
   get durableSeq(): number {
     return this.#durableSeq;

@@ -473,7 +473,7 @@ export class RunObject extends DurableObject<AppEnv> {
   #releaseUsage(): void {
     const meta = this.#meta!;
     if (meta.client === null) return;
-    const rows = this.ctx.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM events').one().n;
+    const rows = this.#events.storedRows();
     // The demo agent calls no model: it costs rows, not tokens.
     const tokens =
       meta.input.agent === 'demo'
