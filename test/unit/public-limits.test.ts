@@ -82,11 +82,14 @@ describe('daily budgets', () => {
     expect(ok.status).toBe(200);
     await readSse(ok); // the run ends: its rows are charged
     let refused: Response | undefined;
+    let requestId = '';
     await until(async () => {
-      refused = await startFrom('198.51.100.20', vars, { requestId: `budget-${Date.now()}` });
+      requestId = `budget-${crypto.randomUUID()}`;
+      refused = await startFrom('198.51.100.20', vars, { requestId });
       return refused.status === 429;
     });
     expect((await errorOf(refused!)).code).toBe('quota_exceeded');
+    expect(await nothingStored(requestId)).toBe(true);
     const retryAfter = Number(refused!.headers.get('Retry-After'));
     const toMidnight = (Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + 1) - Date.now()) / 1000;
     expect(retryAfter).toBeGreaterThan(0);
