@@ -6,17 +6,20 @@
 // delta, into one `delta` event; and the event log stores all events
 // appended within one macrotask as one row. The first piece after a quiet
 // spell goes out at once; no piece waits longer than the window.
+// Runs start as the deployment's API-key backend: the model picks the fake's
+// scenario, and an anonymous caller may not choose one.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevServer, type DevServer } from '../support/dev-server';
 import { storedRun, type StoredRun } from '../support/do-storage';
 import { fixtureEvents, startFakeOpenAI, type FakeOpenAI } from '../support/fake-openai';
-import { createRun, readSse, textOf, waitForState } from '../support/sse';
+import { readSse, textOf, waitForState } from '../support/sse';
+import { BACKEND_VARS, createRunAsBackend } from '../e2e/backend';
 
 let fake: FakeOpenAI;
 let server: DevServer;
 beforeAll(async () => {
   fake = await startFakeOpenAI();
-  server = await startDevServer({ vars: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: 'sk-test-coalesce', OPENAI_MODEL: 'plain' } });
+  server = await startDevServer({ vars: { ...BACKEND_VARS, OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: 'sk-test-coalesce', OPENAI_MODEL: 'plain' } });
 });
 afterAll(async () => {
   await server?.stop();
@@ -38,7 +41,7 @@ interface Measured extends StoredRun {
 
 async function measure(body: Record<string, unknown>): Promise<Measured> {
   const before = fake.requests.length;
-  const { requestId, token } = await createRun(server.url, body);
+  const { requestId, token } = await createRunAsBackend(server.url, body);
   expect(await waitForState(server.url, requestId, token)).toMatchObject({ state: 'completed' });
   const read = await readSse(`${server.url}/v1/runs/${requestId}/events?token=${token}`);
   const stored = storedRun(server.persistDir, requestId);

@@ -1,10 +1,13 @@
 // Every way an upstream can misbehave, through a real `wrangler dev`: the
 // run ends with an honest `error` and `done` failed, never a 500 or a hang,
 // and the API key appears nowhere (stream, status, wrangler's output).
+// The tests pick the fake's scenario by model, so they start runs as the
+// deployment's API-key backend (an anonymous caller may not choose one).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevServer, type DevServer } from '../support/dev-server';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/fake-openai';
-import { createRun, readSse, textOf } from '../support/sse';
+import { readSse, textOf } from '../support/sse';
+import { BACKEND_VARS, createRunAsBackend } from '../e2e/backend';
 
 const KEY = 'sk-test-dev-badupstream-0123456789';
 /** Short, so stall scenarios end quickly; the fake's paced streams send every 20 ms. */
@@ -15,7 +18,7 @@ let shortRuns: DevServer;
 
 beforeAll(async () => {
   fake = await startFakeOpenAI();
-  const vars = { OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: KEY, OPENAI_MODEL: 'plain', OPENAI_IDLE_TIMEOUT_MS: IDLE_MS };
+  const vars = { ...BACKEND_VARS, OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: KEY, OPENAI_MODEL: 'plain', OPENAI_IDLE_TIMEOUT_MS: IDLE_MS };
   [server, shortRuns] = await Promise.all([
     startDevServer({ vars }),
     // Runs end at their deadline after 2 s: the deadline must abort the upstream request too.
@@ -29,7 +32,7 @@ afterAll(async () => {
 
 /** Start a run, read it to its end (bounded), return the stream and the final status. */
 async function runToEnd(base: string, options: Record<string, unknown>) {
-  const { requestId, token } = await createRun(base, { agent: 'openai', query: 'q', options });
+  const { requestId, token } = await createRunAsBackend(base, { agent: 'openai', query: 'q', options });
   const read = await readSse(`${base}/v1/runs/${requestId}/events?token=${token}`, { signal: AbortSignal.timeout(30_000) });
   const status = await fetch(`${base}/v1/runs/${requestId}`, { headers: { Authorization: `Bearer ${token}` } });
   return { read, status: status.status, statusBody: await status.text() };
