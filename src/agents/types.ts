@@ -18,8 +18,10 @@ export interface AgentInput<Options = Record<string, unknown>> {
   options: Options;
 }
 
-export interface AgentContext {
+export interface AgentContext<Settings = Record<string, unknown>> {
   env: AppEnv;
+  /** The deployer's settings from the run's profile (validated by the agent's `settings`); absent without any. */
+  settings?: Settings;
   /**
    * For deterministic agents resuming after a restart: the number of events
    * the log already holds from this agent. The agent may skip the work (and
@@ -28,11 +30,17 @@ export interface AgentContext {
   skip: number;
 }
 
-export interface Agent<Options = Record<string, unknown>> {
+export interface Agent<Options = Record<string, unknown>, Settings = Record<string, unknown>> {
   name: string;
   description: string;
   /** Validates `options` of `POST /v1/runs`; its errors become `400 invalid_request`. */
   options: z.ZodMiniType<Options>;
+  /**
+   * What a deployer may set in a profile beyond the common keys (a relay's
+   * URL and headers, say), validated when PROFILES is read and never taken
+   * from a client. Without it, such keys are a configuration error.
+   */
+  settings?: z.ZodMiniType<Settings>;
   /**
    * True when running it again with the same input yields the same events,
    * so a run interrupted by a restart can resume instead of failing.
@@ -44,7 +52,7 @@ export interface Agent<Options = Record<string, unknown>> {
    * Produce the run's events. Abort `signal` on cancel or deadline; the agent
    * must stop promptly (abort upstream requests). Throw `AgentError` to fail.
    */
-  run(input: AgentInput<Options>, signal: AbortSignal, ctx: AgentContext): AsyncIterable<AgentEvent>;
+  run(input: AgentInput<Options>, signal: AbortSignal, ctx: AgentContext<Settings>): AsyncIterable<AgentEvent>;
 }
 
 /** A failure an agent reports on purpose; becomes the run's `error` event. */

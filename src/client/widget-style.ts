@@ -50,6 +50,7 @@ h2 { margin: 0; font-size: 15px; flex: 1; min-width: 0; white-space: nowrap; ove
 .final { font-size: 12px; color: var(--muted); }
 .error { background: var(--err-bg); color: var(--err); border-radius: 8px; padding: 8px 10px; display: flex; gap: 8px; align-items: center; }
 .error[hidden] { display: none; }
+.check { display: flex; justify-content: center; }
 .error span { flex: 1; }
 form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid var(--line); align-items: flex-end; }
 textarea { flex: 1; resize: none; border: 1px solid var(--line); border-radius: 8px; padding: 8px 10px; background: var(--bg); min-height: 40px; max-height: 120px; }

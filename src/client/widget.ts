@@ -6,7 +6,9 @@
  *
  * Options (data attributes): data-endpoint (default: the script's origin),
  * data-agent, data-options (JSON), data-title, data-position (bottom-right | bottom-left),
- * data-theme (light | dark | auto), data-open ("true" opens on load).
+ * data-theme (light | dark | auto), data-open ("true" opens on load),
+ * data-ticket-url (the site's start-ticket endpoint), data-turnstile-sitekey
+ * (see widget-human.ts for both: the human check of a public agent).
  *
  * A conversation: every question is a turn (question, plan, steps, answer,
  * final state); earlier completed turns go to the agent as `messages`. The
@@ -20,6 +22,7 @@
 import { AgentRun, type RunOptions } from './run';
 import { clearHandle, loadHandle } from './persist';
 import type { ChatMessage, ConnectionState, RunEvent, TerminalState } from './types';
+import { humanCheck } from './widget-human';
 import { WIDGET_CSS } from './widget-style';
 
 interface WidgetConfig {
@@ -31,6 +34,10 @@ interface WidgetConfig {
   position: 'bottom-right' | 'bottom-left';
   theme: 'light' | 'dark' | 'auto';
   open: boolean;
+  /** Where to POST for a start ticket before each start (widget-human.ts has the contract). */
+  ticketUrl: string | undefined;
+  /** Use Turnstile with this site key, whatever /v1/agents says. */
+  turnstileSiteKey: string | undefined;
 }
 
 /** What a reload needs to replay one turn from the server's log. */
@@ -55,6 +62,8 @@ interface Turn extends PastTurn {
   token?: string;
   /** The run this turn follows; callbacks of any other run are stale. */
   run?: AgentRun;
+  /** Waiting for the human check's evidence; no run yet. */
+  pending?: boolean;
   /** Events up to this seq were seen before a reload: replay them without announcing them again. */
   quietUpTo: number;
   el: ReturnType<typeof renderTurn>;
@@ -118,6 +127,8 @@ function readConfig(script: HTMLScriptElement | null): WidgetConfig {
     position: data.position === 'bottom-left' ? 'bottom-left' : 'bottom-right',
     theme: data.theme === 'dark' || data.theme === 'auto' ? data.theme : 'light',
     open: data.open === 'true',
+    ticketUrl: data.ticketUrl || undefined,
+    turnstileSiteKey: data.turnstileSitekey || undefined,
   };
 }
 
@@ -172,7 +183,10 @@ function render(root: ShadowRoot, config: WidgetConfig) {
   const send = h('button', { class: 'btn', type: 'submit' }, 'Send');
   const stop = h('button', { class: 'btn secondary', type: 'button', hidden: '' }, 'Stop');
   form.append(label, input, send, stop);
-  panel.append(header, body, form);
+  // Turnstile's widget is light DOM, shown here (widget-human.ts says why).
+  const check = h('div', { class: 'check' });
+  check.append(h('slot', { name: 'turnstile' }));
+  panel.append(header, body, check, form);
   // Screen readers hear stages, "Answer complete" and errors from here, once each,
   // not every streamed fragment. Outside the panel: still heard while it is closed.
   const live = h('div', { class: 'sr-only', 'aria-live': 'polite', 'aria-atomic': 'true' });
@@ -207,6 +221,7 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
   const persistKey = `edgestream-widget:${config.endpoint}`;
   const turnsKey = `${persistKey}:turns`;
   const turns: Turn[] = [];
+  const human = humanCheck(config, host);
   let scrollQueued = false;
 
   const toBottom = () => (el.body.scrollTop = el.body.scrollHeight);
@@ -230,7 +245,10 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
   const setOpen = (open: boolean, focus = false) => {
     el.panel.hidden = !open;
     el.launcher.setAttribute('aria-expanded', String(open));
-    if (open) toBottom();
+    if (open) {
+      toBottom();
+      human.prepare();
+    }
     // Focus moves only when the user asked for it, never on page load.
     if (focus) (open ? el.input : el.launcher).focus();
   };
@@ -250,16 +268,19 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
 
   /** Bring the header, buttons and hint in line with the turns and the last turn's run. */
   const sync = () => {
-    const run = turns.at(-1)?.run;
-    const state = run?.state ?? 'closed';
+    const last = turns.at(-1);
+    const run = last?.run;
+    const state = last?.pending ? 'connecting' : (run?.state ?? 'closed');
     el.conn.dataset.state = state;
     // Once the run has ended, say how, rather than "Idle".
     el.conn.textContent = state === 'closed' && run?.runState ? RUN_LABEL[run.runState] : STATE_LABEL[state];
-    const busy = !!run && !ended(run);
+    const live = !!run && !ended(run);
+    // Waiting for the human check counts as busy: one question at a time.
+    const busy = live || !!last?.pending;
     // Hiding or disabling the focused button would drop keyboard focus to <body>.
     const focused = root.activeElement;
-    if ((focused === el.stop && !busy) || (focused === el.send && busy)) el.input.focus();
-    el.stop.hidden = !busy;
+    if ((focused === el.stop && !live) || (focused === el.send && busy)) el.input.focus();
+    el.stop.hidden = !live;
     el.send.disabled = busy;
     el.hint.hidden = turns.length > 0;
     for (const t of turns) {
@@ -335,7 +356,8 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
       if (!mine() || r.state !== 'error') return;
       // A run the server no longer has (expired, or never ours) is dropped quietly.
       if (r.error?.code === 'run_not_found') return drop(t);
-      const message = `${r.error?.message ?? 'Connection lost'}.`;
+      const e = r.error;
+      const message = e?.code === 'human_check_failed' ? `This site needs to confirm you are human: ${e.message}.` : `${e?.message ?? 'Connection lost'}.`;
       showError(t, message);
       if (t === turns.at(-1)) announce(message);
     });
@@ -363,8 +385,24 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
     const messages = history(turns, MAX_BODY_BYTES - bytes({ query, agent: config.agent, options: config.options }) - 200);
     el.input.value = '';
     while (turns.length >= MAX_TURNS) drop(turns[0]!);
-    attach(addTurn(query), { query, agent: config.agent, options: config.options, messages, persistKey });
+    const t = addTurn(query);
+    t.pending = true;
+    sync();
     toBottom(); // asking means wanting to see the answer
+    // A fresh ticket/token for every start (Retry included); a turn dropped meanwhile starts nothing.
+    human.evidence().then(
+      (evidence) => {
+        t.pending = false;
+        if (turns.includes(t)) attach(t, { query, agent: config.agent, options: config.options, messages, persistKey, ...evidence });
+      },
+      (err: Error) => {
+        t.pending = false;
+        if (!turns.includes(t)) return;
+        showError(t, err.message);
+        announce(err.message);
+        sync();
+      },
+    );
   };
 
   const retry = (t: Turn) => {

@@ -34,6 +34,8 @@ export interface Profile {
   allowSystemMessages: boolean;
   /** Fixed agent options (validated against the agent's schema). */
   options: Record<string, unknown>;
+  /** The agent's own deployer settings (the profile's other keys, validated by the agent's `settings`). */
+  settings: Record<string, unknown>;
   humanCheck?: HumanCheck;
   default: boolean;
   /**
@@ -46,8 +48,9 @@ export interface Profile {
 /** Agents whose options carry a model and an output cap. */
 const MODEL_AGENTS = new Set(['openai', 'workers-ai']);
 
-const ProfileSchema = z.strictObject({
-  agent: z.enum(['demo', 'openai', 'workers-ai']),
+/** The keys every profile may have; any other key is the agent's own setting. */
+const ProfileSchema = z.looseObject({
+  agent: z.string().check(z.refine((name) => getAgent(name) !== undefined, 'names no agent of this build')),
   description: z._default(z.string().check(z.maxLength(200)), ''),
   model: z.optional(z.string().check(z.minLength(1), z.maxLength(200))),
   system: z.optional(z.string().check(z.minLength(1), z.maxLength(16_000))),
@@ -67,7 +70,7 @@ const ProfilesSchema = z.record(z.string(), ProfileSchema);
 
 /** The built-in set, used when `PROFILES` is unset. */
 export function builtinProfiles(): Profile[] {
-  const base = { access: 'public', allowSystemMessages: false, options: {}, default: false, builtin: true } as const;
+  const base = { access: 'public', allowSystemMessages: false, options: {}, settings: {}, default: false, builtin: true } as const;
   return [
     {
       ...base,
@@ -109,8 +112,11 @@ export function parseProfiles(raw: string | undefined, maxRunSeconds: number): {
   }
   const issues: string[] = [];
   const profiles: Profile[] = [];
-  for (const [name, p] of Object.entries(parsed.data)) {
+  for (const [name, loose] of Object.entries(parsed.data)) {
     const where = `PROFILES.${name}`;
+    const common = new Set(Object.keys(ProfileSchema.def.shape));
+    const extra = Object.fromEntries(Object.entries(loose).filter(([key]) => !common.has(key)));
+    const p = loose as z.infer<typeof ProfileSchema> & Record<string, unknown>;
     if (!PROFILE_NAME.test(name)) issues.push(`${where}: profile names match ^[A-Za-z0-9._-]{1,64}$`);
     const agent = getAgent(p.agent)!;
     const known = new Set(Object.keys((agent.options as unknown as { def: { shape: object } }).def.shape));
@@ -129,7 +135,30 @@ export function parseProfiles(raw: string | undefined, maxRunSeconds: number): {
     if (p.maxRunSeconds !== undefined && p.maxRunSeconds > maxRunSeconds) {
       issues.push(`${where}.maxRunSeconds: must be at most MAX_RUN_SECONDS (${maxRunSeconds})`);
     }
-    profiles.push({ name, ...p, builtin: false });
+    let settings: Record<string, unknown> = {};
+    if (agent.settings) {
+      const parsedSettings = agent.settings.safeParse(extra);
+      if (parsedSettings.success) settings = parsedSettings.data as Record<string, unknown>;
+      else for (const i of parsedSettings.error.issues) issues.push(`${[where, ...i.path.map(String)].join('.')}: ${i.message}`);
+    } else {
+      for (const key of Object.keys(extra)) issues.push(`${where}.${key}: not a profile key of the ${p.agent} agent`);
+    }
+    const profile: Profile = {
+      name,
+      agent: p.agent,
+      description: p.description,
+      access: p.access,
+      clientOptions: p.clientOptions,
+      allowSystemMessages: p.allowSystemMessages,
+      options: p.options,
+      settings,
+      default: p.default,
+      builtin: false,
+    };
+    for (const key of ['model', 'system', 'maxOutputTokens', 'temperature', 'maxRunSeconds', 'maxInputChars', 'humanCheck'] as const) {
+      if (p[key] !== undefined) (profile as unknown as Record<string, unknown>)[key] = p[key];
+    }
+    profiles.push(profile);
   }
   if (profiles.length === 0) issues.push('PROFILES: names no profile');
   if (profiles.filter((p) => p.default).length > 1) issues.push('PROFILES: more than one profile has "default": true');

@@ -233,6 +233,7 @@ async function readStart(
     options: resolved.options,
     maxRunSeconds: profile.maxRunSeconds ?? config.MAX_RUN_SECONDS,
   };
+  if (Object.keys(profile.settings).length > 0) input.settings = profile.settings;
   let charged = client;
   let attachOnly: string | undefined;
   if (profile.humanCheck && !caller.apiKey) {

@@ -17,6 +17,8 @@ export interface StartInput {
   messages: ChatMessage[];
   /** Already resolved by the profile and validated by the agent's schema. */
   options: Record<string, unknown>;
+  /** The profile's deployer settings for the agent (never a client's); absent when it has none. */
+  settings?: Record<string, unknown>;
   /** The run's deadline: the profile's, else MAX_RUN_SECONDS (absent in runs from before profiles). */
   maxRunSeconds?: number;
 }

@@ -383,7 +383,7 @@ export class RunObject extends DurableObject<AppEnv> {
       const events = agent.run(
         { requestId: input.requestId, query: input.query, messages: input.messages, options: input.options },
         abort.signal,
-        { env: this.env, skip },
+        { env: this.env, skip, settings: input.settings ?? {} },
       );
       for await (const event of events) {
         if (abort.signal.aborted) return; // cancel or deadline already wrote `done`

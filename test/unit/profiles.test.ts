@@ -154,7 +154,7 @@ describe('PROFILES', () => {
     const logged: string[] = [];
     const spy = vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void logged.push(args.join(' ')));
     const broken = JSON.stringify({
-      a: { agent: 'demo', model: 'x', options: { tokens: -1 }, clientOptions: ['nope'], default: true, maxRunSeconds: 120 },
+      a: { agent: 'demo', model: 'x', options: { tokens: -1 }, clientOptions: ['nope'], default: true, maxRunSeconds: 120, url: 'https://x.example' },
       b: { agent: 'demo', default: true },
       'bad name': { agent: 'demo' },
     });
@@ -167,6 +167,7 @@ describe('PROFILES', () => {
     expect(log).toMatch(/PROFILES\.a\.maxRunSeconds: must be at most MAX_RUN_SECONDS/);
     expect(log).toMatch(/more than one profile has "default": true/);
     expect(log).toMatch(/PROFILES\.bad name: profile names match/);
+    expect(log).toMatch(/PROFILES\.a\.url: not a profile key of the demo agent/);
   });
 });
 
