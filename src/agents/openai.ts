@@ -8,11 +8,11 @@
  */
 import * as z from 'zod/mini';
 import type { AppEnv } from '../env';
-import { chatMessages, readChatStream } from './chat-stream';
-import { answerBody, completionEvents } from './non-stream-answer';
-import { errorCodeInBody, upstreamHttpError } from './upstream-errors';
-import { textPrefix } from './upstream-sse';
-import { firstByteGuard, idleMsFrom } from './upstream-timeouts';
+import { chatMessages, readChatStream } from './chat/stream';
+import { answerBody, completionEvents } from './chat/non-stream-answer';
+import { errorCodeInBody, upstreamHttpError } from './upstream/errors';
+import { textPrefix } from './upstream/sse';
+import { firstByteGuard, idleMsFrom } from './upstream/timeouts';
 import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
 
 export const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';

@@ -8,9 +8,9 @@
  * then `data: [DONE]`.
  */
 import * as z from 'zod/mini';
-import { chatMessages, readChatStream } from './chat-stream';
+import { chatMessages, readChatStream } from './chat/stream';
 import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
-import { firstByteGuard, idleMsFrom, untilAborted } from './upstream-timeouts';
+import { firstByteGuard, idleMsFrom, untilAborted } from './upstream/timeouts';
 import { workersAiError } from './workers-ai-errors';
 
 export const WORKERS_AI_DEFAULT_MODEL = '@cf/meta/llama-3.1-8b-instruct';

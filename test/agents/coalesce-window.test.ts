@@ -3,7 +3,7 @@
 // records when it wrote each token; we record when each delta came out.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openaiAgent } from '../../src/agents/openai';
-import { COALESCE_MS } from '../../src/agents/coalesce';
+import { COALESCE_MS } from '../../src/agents/chat/coalesce';
 import { preciseNow, startFakeOpenAI, type FakeOpenAI } from '../support/fake-openai';
 
 let fake: FakeOpenAI;

@@ -3,7 +3,7 @@
  * calls, finish reason and usage. Shared by the streamed reader and the
  * one-shot answer of a server that ignored `stream: true`.
  */
-import type { AgentEvent } from '../events';
+import type { AgentEvent } from '../../events';
 
 /** Chat agents answer with one message. */
 export const MESSAGE_ID = 'm1';

@@ -3,7 +3,7 @@
  * messages that never echo upstream text: OpenAI's 401 message quotes part
  * of the key, and other servers may quote the request.
  */
-import { AgentError } from './types';
+import { AgentError } from '../types';
 
 /** Machine codes like `model_not_found` or `context_length_exceeded`; nothing free-form. */
 const SAFE_CODE = /^[a-z0-9_.-]{1,64}$/;

@@ -1,10 +1,10 @@
 /** What the chat-model agents share: the conversation and reading the streamed answer. */
-import type { AgentEvent } from '../events';
-import { ChatAnswer, MESSAGE_ID, type ChunkParts, type Step } from './chat-answer';
+import type { AgentEvent } from '../../events';
+import { ChatAnswer, MESSAGE_ID, type ChunkParts, type Step } from './answer';
 import { COALESCE_MS, coalesceText } from './coalesce';
-import { safeErrorCode } from './upstream-errors';
-import { parseChunk, sseDataBatches, type DataBatch } from './upstream-sse';
-import { AgentError, type AgentInput, type ChatMessage } from './types';
+import { safeErrorCode } from '../upstream/errors';
+import { parseChunk, sseDataBatches, type DataBatch } from '../upstream/sse';
+import { AgentError, type AgentInput, type ChatMessage } from '../types';
 
 /** Earlier turns from the request, then the query as the newest user turn. */
 export function chatMessages(input: AgentInput<unknown>): ChatMessage[] {

@@ -6,9 +6,9 @@
  * and go out together. 16 ms is one display frame: text held for less than a
  * frame could not have been seen any sooner.
  */
-import type { AgentEvent } from '../events';
-import { within } from '../lib/timing';
-import type { Step } from './chat-answer';
+import type { AgentEvent } from '../../events';
+import { within } from '../../lib/timing';
+import type { Step } from './answer';
 
 export const COALESCE_MS = 16;
 

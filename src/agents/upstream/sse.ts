@@ -4,8 +4,8 @@
  * Workers AI agents; parsing is eventsource-parser's, not ours.
  */
 import { createParser } from 'eventsource-parser';
-import { readWithin } from '../lib/timing';
-import { AgentError } from './types';
+import { readWithin } from '../../lib/timing';
+import { AgentError } from '../types';
 
 /** The `data` strings of the events completed by one network chunk. */
 export interface DataBatch {

@@ -6,11 +6,11 @@
  * the last is streamed as usual, the others fail without retrying (asking
  * again gets the same answer) and without echoing what the server said.
  */
-import type { AgentEvent } from '../events';
-import { readWithin } from '../lib/timing';
-import { ChatAnswer, MESSAGE_ID } from './chat-answer';
-import { safeErrorCode } from './upstream-errors';
-import { AgentError } from './types';
+import type { AgentEvent } from '../../events';
+import { readWithin } from '../../lib/timing';
+import { ChatAnswer, MESSAGE_ID } from './answer';
+import { safeErrorCode } from '../upstream/errors';
+import { AgentError } from '../types';
 
 /** Enough for any chat completion a client would wait for; a bound on what we trust. */
 const MAX_BODY_BYTES = 1024 * 1024;
