@@ -82,7 +82,8 @@ const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Scenarios by model name. `slow-N` streams N words, 20 ms apart;
  * `paced-G-N` N words G ms apart (recording when each was written);
  * `strict` refuses `stream_options` like Mistral, then streams the plain
- * answer; a fixture's name streams that fixture.
+ * answer; `huge-3mb` streams HUGE_PIECES (about 3 MB); a fixture's name
+ * streams that fixture.
  */
 async function play(model: string, rec: RecordedRequest, req: IncomingMessage, res: ServerResponse, socket: Socket, done: () => boolean) {
   const body = rec.body;
@@ -159,6 +160,16 @@ async function play(model: string, rec: RecordedRequest, req: IncomingMessage, r
       }
       await send(fixtureEvents('plain').slice(-3), 0);
       break;
+    case 'huge-3mb': {
+      // One chunk per piece, written in network chunks of an odd size, so
+      // cuts fall mid-event and mid-character; as fast as the socket drains.
+      const events = [fixtureEvents('plain')[0]!, ...hugePieces().map(textEvent), ...fixtureEvents('plain').slice(-3)];
+      const bytes = Buffer.from(events.join(''));
+      for (let i = 0; i < bytes.length && !done(); i += HUGE_NETWORK_CHUNK) {
+        if (!res.write(bytes.subarray(i, i + HUGE_NETWORK_CHUNK))) await new Promise((r) => res.once('drain', r));
+      }
+      break;
+    }
     case 'burst':
       // Every event in one network chunk, as a fast model behind a buffering proxy sends them.
       res.write(fixture('plain'));
@@ -204,6 +215,48 @@ async function play(model: string, rec: RecordedRequest, req: IncomingMessage, r
       await send(fixtureEvents(hasFixture(model) ? model : 'plain'), 2);
   }
   res.end();
+}
+
+/** Bytes per network write of `huge-3mb`: not a multiple of anything, so writes end mid-character. */
+const HUGE_NETWORK_CHUNK = 65_537;
+/** UTF-8 bytes of text `huge-3mb` streams at least. */
+export const HUGE_TEXT_BYTES = 3 * 1024 * 1024;
+/**
+ * What a model's text can hold that an encoder may get wrong: 2-, 3- and
+ * 4-byte characters, a combining accent, a ZWJ emoji sequence, a skin tone,
+ * a flag, JSON's escapes (quote, backslash, newline, tab), the separators
+ * JavaScript once treated as newlines, and markup.
+ */
+const HUGE_FRAGMENTS = [
+  'Grüße aus Köln, naïve café; ',
+  '日本語のテキストと中文字符。',
+  'emoji 😀 🎉 👍🏽 👩‍💻 🇩🇪 ',
+  'e\u0301 vs é; ',
+  '"quoted" and back\\slash \\n (not a newline); ',
+  'a line\nbreak, a\ttab, \r\n; ',
+  'separators \u2028 and \u2029; ',
+  '</script><b>not markup</b> & done; ',
+  'plain ASCII words to fill the line; ',
+];
+let hugeCache: string[] | undefined;
+
+/**
+ * The text pieces of `huge-3mb`, each about 1 KB and numbered (so a lost,
+ * doubled or reordered piece changes the whole), together at least
+ * HUGE_TEXT_BYTES of UTF-8.
+ */
+export function hugePieces(): string[] {
+  if (hugeCache) return hugeCache;
+  const pieces: string[] = [];
+  let bytes = 0;
+  for (let i = 0; bytes < HUGE_TEXT_BYTES; i++) {
+    let piece = `[${i}] `;
+    for (let j = 0; Buffer.byteLength(piece) < 1000; j++) piece += HUGE_FRAGMENTS[(i + j * 7) % HUGE_FRAGMENTS.length];
+    pieces.push(piece);
+    bytes += Buffer.byteLength(piece);
+  }
+  hugeCache = pieces;
+  return pieces;
 }
 
 /** Text pieces with characters of 2 and 4 bytes in UTF-8. */
