@@ -55,7 +55,8 @@ const ProfileSchema = z.looseObject({
   model: z.optional(z.string().check(z.minLength(1), z.maxLength(200))),
   system: z.optional(z.string().check(z.minLength(1), z.maxLength(16_000))),
   maxOutputTokens: z.optional(z.int().check(z.gte(1), z.lte(1_000_000))),
-  temperature: z.optional(z.number().check(z.gte(0), z.lte(2))),
+  // The agent's own schema bounds it further (openai 0..2, workers-ai 0..5).
+  temperature: z.optional(z.number().check(z.gte(0), z.lte(5))),
   maxRunSeconds: z.optional(z.int().check(z.gte(1), z.lte(7 * 86_400))),
   maxInputChars: z.optional(z.int().check(z.gte(1), z.lte(1_000_000))),
   access: z._default(z.enum(['public', 'key']), 'public'),
@@ -128,9 +129,18 @@ export function parseProfiles(raw: string | undefined, maxRunSeconds: number): {
     for (const option of p.clientOptions) {
       if (!known.has(option)) issues.push(`${where}.clientOptions: "${option}" is not an option of the ${p.agent} agent`);
     }
-    const fixed = agent.options.safeParse(p.options);
+    // The profile's model, temperature and cap become agent options: the agent's schema judges them now, not at every start.
+    const asOptions = { model: 'model', temperature: 'temperature', maxTokens: 'maxOutputTokens' } as const;
+    const defaults = MODEL_AGENTS.has(p.agent)
+      ? Object.fromEntries(Object.entries(asOptions).flatMap(([option, key]) => (p[key] === undefined ? [] : [[option, p[key]]])))
+      : {};
+    const fixed = agent.options.safeParse({ ...defaults, ...p.options });
     if (!fixed.success) {
-      for (const i of fixed.error.issues) issues.push(`${[where, 'options', ...i.path.map(String)].join('.')}: ${i.message}`);
+      for (const i of fixed.error.issues) {
+        const [first, ...rest] = i.path.map(String);
+        const key = first !== undefined && first in defaults && !(first in p.options) ? [asOptions[first as keyof typeof asOptions]] : ['options', first ?? ''];
+        issues.push(`${[where, ...key, ...rest].filter(Boolean).join('.')}: ${i.message}`);
+      }
     }
     if (p.maxRunSeconds !== undefined && p.maxRunSeconds > maxRunSeconds) {
       issues.push(`${where}.maxRunSeconds: must be at most MAX_RUN_SECONDS (${maxRunSeconds})`);

@@ -46,9 +46,15 @@ runs.post(
     await limitStarts(c, client);
     const { input, checks, attachOnly } = await readStart(c, config, caller, mayCreate, client);
     if (client !== null) caller.maxReaders = config.LIMIT_READERS_PER_RUN;
+    // One request counts as one failed authentication at most.
+    let counted = false;
+    const failed = async () => {
+      if (!counted) await authFailed(c, client);
+      counted = true;
+    };
     // A token that cannot be this run's (TOKEN_SECRET's HMAC) opens nothing: the object is not asked about it.
     if (caller.token !== undefined && !(await tokenMayOpen(caller.token, input.requestId, config))) {
-      await authFailed(c, client);
+      await failed();
       delete caller.token;
     }
     const stub = runStub(c, input.requestId);
@@ -62,7 +68,7 @@ runs.post(
         body: JSON.stringify(request),
       });
       if (res.status === 409) {
-        await authFailed(c, client);
+        await failed();
         throw runExists(input.requestId);
       }
       if (res.status === 401) throw attachOnly ? humanCheckFailed(attachOnly) : needsKey();
@@ -72,7 +78,7 @@ runs.post(
 
     const outcome = await stub.start(input, caller, request.mayCreate, checks);
     if (outcome.kind === 'exists') {
-      await authFailed(c, client);
+      await failed();
       throw runExists(input.requestId);
     }
     if (outcome.kind === 'unauthorized') throw attachOnly ? humanCheckFailed(attachOnly) : needsKey();
@@ -250,6 +256,8 @@ async function readStart(
       // still attach to the run it opens (a retried POST), never create one.
       attachOnly = verdict.reason;
     } else {
+      // Evidence that was presented and refused is a failed authentication (guessing tickets).
+      if (body.ticket !== undefined || body.turnstileToken !== undefined) await authFailed(c, client);
       throw humanCheckFailed(verdict.reason);
     }
   }

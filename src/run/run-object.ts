@@ -90,8 +90,8 @@ export class RunObject extends DurableObject<AppEnv> {
   #agentAbort: AbortController | null = null;
   /** A start being decided (checks are awaited): a second start waits for it instead of creating twice. */
   #starting: Promise<unknown> | null = null;
-  /** Readers open in this isolate, for the per-run reader limit. */
-  #readers = 0;
+  /** Readers of limited (anonymous, not loopback) callers open in this isolate, for the per-run reader limit. */
+  #limitedReaders = 0;
   /** Output characters of the agent, for a token estimate when the model reports no usage. */
   #outputChars = 0;
   /** Tokens the model reported in its `result` (null: not reported). */
@@ -537,17 +537,21 @@ export class RunObject extends DurableObject<AppEnv> {
       return new Response(null, { status: 204, headers: extraHeaders });
     }
     const maxReaders = caller.maxReaders;
-    if (maxReaders !== undefined && this.#readers >= maxReaders) {
+    if (maxReaders !== undefined && this.#limitedReaders >= maxReaders) {
       return refusalResponse({
         code: 'rate_limited',
         message: `this run already has ${maxReaders} readers; close one or retry later`,
         retryAfterS: READERS_RETRY_AFTER_S,
       });
     }
-    this.#readers++;
+    // API-key and loopback readers take no anonymous caller's place.
+    const limited = maxReaders !== undefined;
+    if (limited) this.#limitedReaders++;
     const body = openReader({
       maxAgeMs: this.#config.READER_MAX_AGE_SECONDS * 1000,
-      onClose: () => this.#readers--,
+      onClose: () => {
+        if (limited) this.#limitedReaders--;
+      },
       log,
       afterSeq,
       retryMs: this.#config.RETRY_MS,

@@ -157,6 +157,7 @@ describe('PROFILES', () => {
       a: { agent: 'demo', model: 'x', options: { tokens: -1 }, clientOptions: ['nope'], default: true, maxRunSeconds: 120, url: 'https://x.example' },
       b: { agent: 'demo', default: true },
       'bad name': { agent: 'demo' },
+      wai: { agent: 'workers-ai', model: 'gpt-4', maxOutputTokens: 200_000 },
     });
     expect((await callWith({ PROFILES: broken, MAX_RUN_SECONDS: '60' }, '/v1/agents')).status).toBe(500);
     spy.mockRestore();
@@ -168,6 +169,9 @@ describe('PROFILES', () => {
     expect(log).toMatch(/more than one profile has "default": true/);
     expect(log).toMatch(/PROFILES\.bad name: profile names match/);
     expect(log).toMatch(/PROFILES\.a\.url: not a profile key of the demo agent/);
+    // A model or cap the agent itself would refuse is the deployer's mistake, named now, not a 400 at every start.
+    expect(log).toMatch(/PROFILES\.wai\.model: must be a Workers AI model name/);
+    expect(log).toMatch(/PROFILES\.wai\.maxOutputTokens: /);
   });
 });
 

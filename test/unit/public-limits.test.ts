@@ -126,7 +126,15 @@ describe('readers per run', () => {
     expect((await errorOf(third)).code).toBe('rate_limited');
     const local = await read('127.0.0.1');
     expect(local.status).toBe(200);
-    for (const r of [...open, local]) await r.body!.cancel();
+    // ...and a reader that is not limited takes no anonymous caller's place.
+    await open[1]!.body!.cancel();
+    let replacement: Response | undefined;
+    await until(async () => {
+      replacement = await read('198.51.100.43');
+      if (replacement.status !== 200) await replacement.body?.cancel();
+      return replacement.status === 200;
+    });
+    for (const r of [open[0]!, local, replacement!]) await r.body!.cancel();
     // Closed readers free their places.
     await until(async () => {
       const again = await read('198.51.100.42');
@@ -148,6 +156,7 @@ describe('failed authentication', () => {
     }
     expect(statuses.slice(0, 20).every((s) => s === 404)).toBe(true);
     expect(statuses[20]).toBe(429);
+    expect(statuses.slice(0, 20).every((s) => s === 404)).toBe(true);
     const ok = await callWith({}, `/v1/runs/${requestId}`, { headers: { Authorization: `Bearer ${token}`, 'CF-Connecting-IP': '198.51.100.51' } });
     expect(ok.status).toBe(200);
   });
@@ -191,6 +200,13 @@ describe('a profile with a human check', () => {
     const sneaky = await startFrom('198.51.100.61', vars, { requestId: `human-new-${crypto.randomUUID()}`, options: {} }, { Authorization: `Bearer ${created.token}` });
     expect(sneaky.status).toBe(403);
     expect((await errorOf(sneaky)).code).toBe('human_check_failed');
+  });
+
+  it('counts refused tickets as failed authentications: 429 after 20 from one client', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 21; i++) statuses.push((await startFrom('198.51.100.62', vars, { options: {}, ticket: `v1.guess${i}.x` })).status);
+    expect(statuses.slice(0, 20).every((s) => s === 403)).toBe(true);
+    expect(statuses[20]).toBe(429);
   });
 
   it('tells a widget what it needs in GET /v1/agents', async () => {
