@@ -23,11 +23,19 @@ export interface AgentContext<Settings = Record<string, unknown>> {
   /** The deployer's settings from the run's profile (validated by the agent's `settings`); absent without any. */
   settings?: Settings;
   /**
-   * For deterministic agents resuming after a restart: the number of events
-   * the log already holds from this agent. The agent may skip the work (and
-   * the waiting) for them; the run drops that many events either way.
+   * For agents resuming after a restart: the number of events the log
+   * already holds from this agent (after `resumeCursor`, when given). The
+   * agent may skip the work (and the waiting) for them; the run drops that
+   * many events either way.
    */
   skip: number;
+  /**
+   * For a `resumable` agent restarted after a runtime restart: the cursor of
+   * its last stored checkpoint. It continues from there (e.g. an upstream
+   * SSE stream resumed with `Last-Event-ID: <cursor>`), yielding again what
+   * followed the cursor; the run drops the `skip` events it already holds.
+   */
+  resumeCursor?: string;
 }
 
 export interface Agent<Options = Record<string, unknown>, Settings = Record<string, unknown>> {
@@ -46,13 +54,29 @@ export interface Agent<Options = Record<string, unknown>, Settings = Record<stri
    * so a run interrupted by a restart can resume instead of failing.
    */
   deterministic: boolean;
+  /**
+   * True when it yields `checkpoint`s and can continue from one after a
+   * restart (`ctx.resumeCursor`). A run restarted before its first
+   * checkpoint is failed `interrupted`, as for any other agent.
+   */
+  resumable?: boolean;
   /** Why it cannot run here (missing key or binding), or null when it can. */
   notConfigured(env: AppEnv): string | null;
   /**
    * Produce the run's events. Abort `signal` on cancel or deadline; the agent
    * must stop promptly (abort upstream requests). Throw `AgentError` to fail.
    */
-  run(input: AgentInput<Options>, signal: AbortSignal, ctx: AgentContext<Settings>): AsyncIterable<AgentEvent>;
+  run(input: AgentInput<Options>, signal: AbortSignal, ctx: AgentContext<Settings>): AsyncIterable<AgentEvent | AgentCheckpoint>;
+}
+
+/**
+ * Not an event: "everything yielded before this is covered by `cursor`" (an
+ * upstream's SSE id, say). The run stores the cursor with the events it
+ * covers, so a restarted `resumable` agent continues exactly where its log ends.
+ */
+export interface AgentCheckpoint {
+  type: 'checkpoint';
+  cursor: string;
 }
 
 /** A failure an agent reports on purpose; becomes the run's `error` event. */

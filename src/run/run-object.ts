@@ -43,6 +43,12 @@ export const READER_STALL_MS = 60_000;
 const MAX_TOKENS = 16;
 /** A reader refused for the per-run cap retries after this long: readers of a run come and go in seconds. */
 const READERS_RETRY_AFTER_S = 5;
+/**
+ * A resumable agent's checkpoint is stored at most this often (with the log
+ * rows of a flush): a later stored cursor only means more of the upstream is
+ * asked for again after a restart, and dropped as already held.
+ */
+const CURSOR_EVERY_MS = 1_000;
 /** How a run ends when its own output could not be stored. */
 const STORAGE_FAILED: RunError = {
   code: 'storage_failed',
@@ -96,6 +102,9 @@ export class RunObject extends DurableObject<AppEnv> {
   #outputChars = 0;
   /** Tokens the model reported in its `result` (null: not reported). */
   #reportedTokens: number | null = null;
+  /** The newest checkpoint of a resumable agent and the last seq it covers, until stored. */
+  #cursor: { cursor: string; seq: number } | null = null;
+  #cursorStoredAt = 0;
   /** An end that storage refused, for the watchdog alarm to store. */
   #unfinished: { state: TerminalState; error: RunError } | null = null;
 
@@ -273,9 +282,38 @@ export class RunObject extends DurableObject<AppEnv> {
     this.#log = this.#meta ? this.#openLog() : null;
   }
 
+  /** A resumable agent's checkpoint: everything appended so far is covered by `cursor`. */
+  #checkpoint(cursor: string): void {
+    const log = this.#events;
+    this.#cursor = { cursor, seq: log.nextSeq - 1 };
+    // Covered events all stored already: the cursor can be stored on its own now.
+    if (this.#cursor.seq <= log.durableSeq && Date.now() - this.#cursorStoredAt >= CURSOR_EVERY_MS) this.#storeCursor(log.durableSeq);
+  }
+
+  /** Store the pending cursor if the events it covers are stored by now (`storedUpTo`). */
+  #storeCursor(storedUpTo: number): void {
+    const pending = this.#cursor;
+    if (!pending || pending.seq > storedUpTo) return;
+    this.ctx.storage.sql.exec('UPDATE run SET cursor = ?, cursor_seq = ? WHERE id = 1', pending.cursor, pending.seq);
+    this.#cursor = null;
+    this.#cursorStoredAt = Date.now();
+  }
+
+  #storedCursor(): { cursor: string; seq: number } | null {
+    const row = this.ctx.storage.sql.exec<{ cursor?: string | null; cursor_seq?: number | null }>('SELECT * FROM run WHERE id = 1').toArray()[0];
+    return row?.cursor != null && row.cursor_seq != null ? { cursor: row.cursor, seq: row.cursor_seq } : null;
+  }
+
   #openLog(): EventLog {
     return new EventLog(this.ctx.storage.sql, {
-      transactionSync: (fn) => this.ctx.storage.transactionSync(fn),
+      // A pending cursor goes into the same transaction as the rows that hold what it covers.
+      transactionSync: (fn) =>
+        this.ctx.storage.transactionSync(() => {
+          const upTo = this.#log ? this.#log.nextSeq - 1 : 0;
+          const result = fn();
+          if (this.#cursor && Date.now() - this.#cursorStoredAt >= CURSOR_EVERY_MS) this.#storeCursor(upTo);
+          return result;
+        }),
       // A batch the log's timer could not store: nobody saw it; end the run honestly.
       onWriteError: () => {
         this.#events.discardPending();
@@ -298,7 +336,9 @@ export class RunObject extends DurableObject<AppEnv> {
          created_at  INTEGER NOT NULL,
          deadline_at INTEGER NOT NULL,
          finished_at INTEGER,
-         error       TEXT
+         error       TEXT,
+         cursor      TEXT,
+         cursor_seq  INTEGER
        )`,
     );
   }
@@ -340,6 +380,13 @@ export class RunObject extends DurableObject<AppEnv> {
       await this.#scheduleAlarm();
       return;
     }
+    const stored = agent?.resumable ? this.#storedCursor() : null;
+    if (agent && stored) {
+      // The log may hold events past the cursor (it is stored lazily): the agent yields them again; drop them.
+      this.#startAgent(agent, lastEvent - stored.seq, stored.cursor);
+      await this.#scheduleAlarm();
+      return;
+    }
     await this.#finish('failed', {
       code: 'interrupted',
       message: 'the run was interrupted by a restart of the runtime; start it again',
@@ -369,24 +416,29 @@ export class RunObject extends DurableObject<AppEnv> {
     return this.#log;
   }
 
-  #startAgent(agent: Agent<any>, skip: number): void {
+  #startAgent(agent: Agent<any>, skip: number, resumeCursor?: string): void {
     const abort = new AbortController();
     this.#agentAbort = abort;
     const input = this.#meta!.input;
-    void this.#drive(agent, input, abort, skip);
+    void this.#drive(agent, input, abort, skip, resumeCursor);
   }
 
   /** Pull the agent's events into the log until it ends, fails or is aborted. */
-  async #drive(agent: Agent<any>, input: StartInput, abort: AbortController, skip: number): Promise<void> {
+  async #drive(agent: Agent<any>, input: StartInput, abort: AbortController, skip: number, resumeCursor?: string): Promise<void> {
     let skipped = 0;
     try {
+      const ctx = { env: this.env, skip, settings: input.settings ?? {}, ...(resumeCursor !== undefined ? { resumeCursor } : {}) };
       const events = agent.run(
         { requestId: input.requestId, query: input.query, messages: input.messages, options: input.options },
         abort.signal,
-        { env: this.env, skip, settings: input.settings ?? {} },
+        ctx,
       );
       for await (const event of events) {
         if (abort.signal.aborted) return; // cancel or deadline already wrote `done`
+        if (event.type === 'checkpoint') {
+          this.#checkpoint(event.cursor);
+          continue;
+        }
         if (skipped < skip) {
           skipped++;
           continue;

@@ -17,7 +17,7 @@ export interface ContractSetup {
 
 export async function collect(agent: Agent<any>, input: AgentInput<any>, env: object, signal = new AbortController().signal) {
   const events: AgentEvent[] = [];
-  for await (const e of agent.run(input, signal, { env: env as never, skip: 0 })) events.push(e);
+  for await (const e of agent.run(input, signal, { env: env as never, skip: 0 })) if (e.type !== 'checkpoint') events.push(e);
   return events;
 }
 
@@ -62,6 +62,7 @@ export function agentContractTests(name: string, setup: () => ContractSetup) {
       const events: AgentEvent[] = [];
       const started = Date.now();
       for await (const e of agent.run(longInput, abort.signal, { env: env as never, skip: 0 })) {
+        if (e.type === 'checkpoint') continue;
         events.push(e);
         if (events.filter((x) => x.type === 'delta').length === 3) abort.abort();
       }

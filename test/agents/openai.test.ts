@@ -32,7 +32,7 @@ const input = (options: Record<string, unknown> = {}, messages: any[] = []) => (
 async function untilFailure(options: Record<string, unknown>, extraEnv: Record<string, string> = {}) {
   const events: AgentEvent[] = [];
   try {
-    for await (const e of openaiAgent.run(input(options), new AbortController().signal, { env: env(extraEnv) as never, skip: 0 })) events.push(e);
+    for await (const e of openaiAgent.run(input(options), new AbortController().signal, { env: env(extraEnv) as never, skip: 0 })) if (e.type !== 'checkpoint') events.push(e);
   } catch (err) {
     expect(err).toBeInstanceOf(AgentError);
     return { events, error: err as AgentError, text: textOf(events) };
