@@ -46,7 +46,7 @@ export interface Profile {
 }
 
 /** Agents whose options carry a model and an output cap. */
-const MODEL_AGENTS = new Set(['openai', 'workers-ai']);
+export const MODEL_AGENTS = new Set(['openai', 'workers-ai', 'anthropic']);
 
 /** The keys every profile may have; any other key is the agent's own setting. */
 const ProfileSchema = z.looseObject({
@@ -83,15 +83,11 @@ export function builtinProfiles(): Profile[] {
       allowSystemMessages: true,
       default: true,
     },
-    { ...base, name: 'openai', agent: 'openai', description: getAgent('openai')!.description, clientOptions: [], maxOutputTokens: BUILTIN_MAX_OUTPUT_TOKENS },
-    {
-      ...base,
-      name: 'workers-ai',
-      agent: 'workers-ai',
-      description: getAgent('workers-ai')!.description,
-      clientOptions: [],
-      maxOutputTokens: BUILTIN_MAX_OUTPUT_TOKENS,
-    },
+    // The model agents: the deployment's model, a capped output, nothing else open to anonymous callers.
+    ...[...MODEL_AGENTS].flatMap((name) => {
+      const agent = getAgent(name);
+      return agent ? [{ ...base, name, agent: name, description: agent.description, clientOptions: [], maxOutputTokens: BUILTIN_MAX_OUTPUT_TOKENS }] : [];
+    }),
   ];
 }
 
