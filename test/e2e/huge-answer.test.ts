@@ -86,8 +86,8 @@ describe('a multi-megabyte answer', () => {
     // Buffers, so a mismatch is reported as bytes and not as a 3 MB string diff.
     expect(Buffer.from(text).equals(Buffer.from(sent)), `delta text: ${text.length} vs ${sent.length} UTF-16 units`).toBe(true);
     expect(Buffer.from(read.result!.text).equals(Buffer.from(sent)), 'result.text').toBe(true);
-    // Many pieces, merged by the agent's window: still many deltas.
-    expect(read.deltas.length).toBeGreaterThan(10);
+    // Streamed, not one lump at the end (how many the agent's 16 ms window merges depends on the machine's speed).
+    expect(read.deltas.length).toBeGreaterThan(1);
 
     const stored = storedRun(server.persistDir, requestId);
     expect(stored).not.toBeNull();
