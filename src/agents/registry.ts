@@ -3,6 +3,7 @@
  * one, import it and put it in AGENTS (one line each): see docs/agents.md.
  */
 import { demoAgent } from './demo';
+import { echoAgent } from './examples/echo';
 import { openaiAgent } from './openai';
 import type { Agent } from './types';
 import { workersAiAgent } from './workers-ai';
@@ -11,6 +12,7 @@ const AGENTS: readonly Agent<any, any>[] = [
   demoAgent,
   openaiAgent,
   workersAiAgent,
+  echoAgent,
 ];
 
 const BY_NAME: ReadonlyMap<string, Agent<any, any>> = new Map(AGENTS.map((agent) => [agent.name, agent]));
