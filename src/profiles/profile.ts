@@ -145,7 +145,14 @@ export function parseProfiles(raw: string | undefined, maxRunSeconds: number): {
     if (agent.settings) {
       const parsedSettings = agent.settings.safeParse(extra);
       if (parsedSettings.success) settings = parsedSettings.data as Record<string, unknown>;
-      else for (const i of parsedSettings.error.issues) issues.push(`${[where, ...i.path.map(String)].join('.')}: ${i.message}`);
+      else {
+        for (const i of parsedSettings.error.issues) {
+          // An unknown key is named as the field itself, like the other profile mistakes.
+          const keys = i.code === 'unrecognized_keys' ? (i as { keys: string[] }).keys : null;
+          if (keys) for (const key of keys) issues.push(`${where}.${key}: not a profile key of the ${p.agent} agent`);
+          else issues.push(`${[where, ...i.path.map(String)].join('.')}: ${i.message}`);
+        }
+      }
     } else {
       for (const key of Object.keys(extra)) issues.push(`${where}.${key}: not a profile key of the ${p.agent} agent`);
     }

@@ -37,7 +37,7 @@ describe('docs/agents.md', () => {
 
   it('quotes the configuration mistake as a deployment logs it', () => {
     const { issues } = parseProfiles(JSON.stringify({ echo: { agent: 'echo', prefx: 'You said:' } }), 3600);
-    expect(issues).toEqual(['PROFILES.echo: Unrecognized key: "prefx"']);
+    expect(issues).toEqual(['PROFILES.echo.prefx: not a profile key of the echo agent']);
     expect(DOC).toContain(`\`invalid configuration: ${issues[0]}\``);
   });
 });
