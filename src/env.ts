@@ -14,6 +14,12 @@ export interface AppEnv extends Env {
   OPENAI_IDLE_TIMEOUT_MS?: string;
   WORKERS_AI_MODEL?: string;
   WORKERS_AI_IDLE_TIMEOUT_MS?: string;
+  /** The Messages API root (`/v1/messages` is appended); default https://api.anthropic.com. */
+  ANTHROPIC_BASE_URL?: string;
+  /** Sent as `x-api-key`. Secret. */
+  ANTHROPIC_API_KEY?: string;
+  ANTHROPIC_MODEL?: string;
+  ANTHROPIC_IDLE_TIMEOUT_MS?: string;
   /** JSON object of profiles (README, "Profiles"); a `[vars]` table arrives as an object. */
   PROFILES?: string | Record<string, unknown>;
   /** HMAC key for run tokens, so the Worker can refuse a forged token without waking the run. Secret. */

@@ -2,6 +2,7 @@
  * Every agent this build knows, by the name a profile's `agent` uses. To add
  * one, import it and put it in AGENTS (one line each): see docs/agents.md.
  */
+import { anthropicAgent } from './anthropic';
 import { demoAgent } from './demo';
 import { echoAgent } from './examples/echo';
 import { openaiAgent } from './openai';
@@ -12,6 +13,7 @@ const AGENTS: readonly Agent<any, any>[] = [
   demoAgent,
   openaiAgent,
   workersAiAgent,
+  anthropicAgent,
   echoAgent,
 ];
 
