@@ -16,10 +16,14 @@ export const ERROR_STATUS = {
   invalid_last_event_id: 400,
   unauthorized: 401,
   human_check_failed: 403,
+  producer_fenced: 403,
   not_found: 404,
   run_not_found: 404,
   method_not_allowed: 405,
   run_exists: 409,
+  run_ended: 409,
+  run_not_external: 409,
+  producer_seq_gap: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
@@ -34,6 +38,9 @@ export interface ErrorIssue {
   message: string;
 }
 
+/** Fields an error adds beside `code` and `message` for a client to act on (e.g. a producer's `expectedSeq`). */
+export type ErrorDetails = Record<string, string | number | boolean>;
+
 export class ApiError extends HTTPException {
   override readonly name = 'ApiError';
   constructor(
@@ -41,18 +48,20 @@ export class ApiError extends HTTPException {
     message: string,
     readonly issues?: ErrorIssue[],
     readonly headers?: Record<string, string>,
+    readonly details?: ErrorDetails,
   ) {
     super(ERROR_STATUS[code], { message });
   }
 }
 
-export function errorBody(code: ErrorCode, message: string, issues?: ErrorIssue[]) {
-  return { error: issues ? { code, message, issues } : { code, message } };
+export function errorBody(code: ErrorCode, message: string, issues?: ErrorIssue[], details?: ErrorDetails) {
+  const error = { code, message, ...details };
+  return { error: issues ? { ...error, issues } : error };
 }
 
 export function errorResponse(c: Context, err: unknown): Response {
   if (err instanceof ApiError) {
-    return c.json(errorBody(err.code, err.message, err.issues), err.status, err.headers);
+    return c.json(errorBody(err.code, err.message, err.issues, err.details), err.status, err.headers);
   }
   if (err instanceof HTTPException) {
     // Hono's own (e.g. from a middleware): map by status to a contract code.
