@@ -43,6 +43,83 @@ export const StartRunBody = z.object({
 });
 export type StartRunBody = z.infer<typeof StartRunBody>;
 
+/** The JSON body limit of `POST /v1/runs/{id}/events`: a long `result` fits, a runaway producer does not. */
+export const MAX_APPEND_BODY_BYTES = 1024 * 1024;
+/**
+ * Events in one append at most. Below the log's MAX_BATCH_EVENTS (256), so
+ * the log never stores part of an append on its own: an append is stored in
+ * one transaction, with its producer's position, or not at all.
+ */
+export const MAX_APPEND_EVENTS = 200;
+/** A producer's id: a service name or a UUID; printed in no answer but its own. */
+export const PRODUCER_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** The producer headers (Durable Streams' names). */
+export const PRODUCER_HEADERS = { id: 'Producer-Id', epoch: 'Producer-Epoch', seq: 'Producer-Seq' } as const;
+
+const MessageId = z.string().check(z.minLength(1), z.maxLength(128));
+const Text = (max: number) => z.string().check(z.maxLength(max));
+
+/**
+ * One event a producer appends: the contract's event bodies, without `run`
+ * (the run's own) and without `requestId`, `seq`, `ts` (the run sets them).
+ * Strict: an unknown field is refused, not stored.
+ */
+export const AppendEventBody = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('status'),
+    status: z.string().check(z.minLength(1), z.maxLength(64)),
+    message: z._default(Text(2000), ''),
+  }),
+  z.strictObject({ type: z.literal('plan'), steps: z.array(Text(2000)).check(z.maxLength(100)) }),
+  z.strictObject({ type: z.literal('delta'), messageId: MessageId, text: z.string().check(z.minLength(1)) }),
+  z.strictObject({
+    type: z.literal('tool'),
+    messageId: MessageId,
+    name: z.string().check(z.minLength(1), z.maxLength(128)),
+    phase: z.enum(['call', 'result']),
+    input: z.optional(z.unknown()),
+    output: z.optional(z.unknown()),
+  }),
+  z.strictObject({ type: z.literal('result'), messageId: MessageId, text: z.string(), data: z.optional(z.unknown()) }),
+  z.strictObject({
+    type: z.literal('error'),
+    code: z.string().check(z.regex(/^[A-Za-z0-9._-]{1,64}$/, 'must match ^[A-Za-z0-9._-]{1,64}$')),
+    message: z.string().check(z.minLength(1), z.maxLength(2000)),
+    retryable: z._default(z.boolean(), false),
+  }),
+  z.strictObject({ type: z.literal('done'), state: z.enum(['completed', 'failed', 'cancelled']) }),
+]);
+
+export const AppendBody = z.array(AppendEventBody).check(
+  z.minLength(1, 'send at least one event'),
+  z.maxLength(MAX_APPEND_EVENTS, `at most ${MAX_APPEND_EVENTS} events an append`),
+);
+export type AppendBody = z.infer<typeof AppendBody>;
+
+/**
+ * The order rules an append's events follow beyond each one's shape: the
+ * run ends with `done`, so nothing follows it, and an `error` is the run's
+ * failure, so `done` `failed` follows it at once, in the same append.
+ */
+export function appendOrderIssues(events: AppendBody): { path: (string | number)[]; message: string }[] {
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  events.forEach((event, i) => {
+    const next = events[i + 1];
+    if (event.type === 'done' && next !== undefined) issues.push({ path: [i + 1], message: 'nothing may follow done: it ends the run' });
+    if (event.type === 'error' && !(next?.type === 'done' && next.state === 'failed')) {
+      issues.push({ path: [i], message: 'an error must be followed by {"type":"done","state":"failed"} in the same append' });
+    }
+  });
+  return issues;
+}
+
+/** A producer's epoch or seq: a decimal integer 0..2^53-1, as Durable Streams has it. */
+export function parseProducerNumber(raw: string | undefined): number | null {
+  if (raw === undefined || !/^\d{1,16}$/.test(raw.trim())) return null;
+  const value = Number(raw.trim());
+  return Number.isSafeInteger(value) ? value : null;
+}
+
 /**
  * `Last-Event-ID`: the last seq the client has. Untrusted: a decimal
  * integer >= 0, at most 15 digits (stays a safe integer).
