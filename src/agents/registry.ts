@@ -5,6 +5,7 @@
 import { anthropicAgent } from './anthropic';
 import { demoAgent } from './demo';
 import { echoAgent } from './examples/echo';
+import { externalAgent } from './external';
 import { openaiAgent } from './openai';
 import type { Agent } from './types';
 import { workersAiAgent } from './workers-ai';
@@ -15,6 +16,7 @@ const AGENTS: readonly Agent<any, any>[] = [
   workersAiAgent,
   anthropicAgent,
   echoAgent,
+  externalAgent,
 ];
 
 const BY_NAME: ReadonlyMap<string, Agent<any, any>> = new Map(AGENTS.map((agent) => [agent.name, agent]));
