@@ -3,7 +3,7 @@
  * validated input and checked API keys; the object owns the token check.
  */
 import type { ChatMessage } from '../agents/types';
-import type { RunError, RunState } from '../events';
+import type { RunError, RunEventBody, RunState, TerminalState } from '../events';
 import type { UsageLimits } from '../limits/usage';
 
 /** What a run is started with; stored in the run's row (so never a secret). */
@@ -104,3 +104,42 @@ export interface StartRequest {
   /** False when only attaching is allowed (API keys required, the caller has none). Defaults to deny. */
   mayCreate: boolean;
 }
+
+/** A producer's identity and position, from the `Producer-Id`, `Producer-Epoch` and `Producer-Seq` headers. */
+export interface ProducerPosition {
+  id: string;
+  epoch: number;
+  seq: number;
+}
+
+/**
+ * What a producer may append: any event but `run`, which belongs to the run.
+ * The route has checked the order: an `error` only right before a `done`
+ * `failed`, and nothing after a `done`.
+ */
+export type AppendEvent = Exclude<RunEventBody, { type: 'run' }>;
+
+/** The end an append may carry, taken off its events by the run. */
+export interface AppendEnd {
+  state: TerminalState;
+  error: RunError | null;
+}
+
+export type AppendOutcome =
+  /**
+   * Stored, or a repeat of an acknowledged append (`duplicate`). The seqs
+   * are those the events got; a repeat of an append older than the
+   * producer's last one has none (the run keeps each producer's last only).
+   */
+  | { kind: 'appended'; duplicate: boolean; firstSeq?: number; lastSeq?: number; epoch: number; producerSeq: number }
+  /** No such run (or the caller may not write to it). */
+  | { kind: 'not_found' }
+  /** The run's events come from its agent. */
+  | { kind: 'not_external'; agent: string }
+  | { kind: 'ended'; state: TerminalState }
+  /** A newer epoch of this producer has written: this one is fenced off. */
+  | { kind: 'fenced'; currentEpoch: number }
+  /** Not the next seq: `expectedSeq` is. */
+  | { kind: 'gap'; expectedSeq: number; receivedSeq: number }
+  /** Storage refused it: nothing was stored, the producer's position did not move. */
+  | { kind: 'not_stored' };

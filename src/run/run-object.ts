@@ -4,11 +4,15 @@
  *
  * Lifecycle: start -> `run` event, agent events... -> exactly one `done`
  * (completed / failed / cancelled). The agent runs detached from readers.
+ * An external run's events come from producers instead (`append`): each
+ * append is stored with the producer's new position in one transaction, and
+ * a run with no append for its lease fails by alarm.
  * One alarm does two jobs: while running, it fires at the deadline or every
  * WATCHDOG_MS so a restarted runtime picks the run up again; once ended, it
  * fires at the TTL and deletes everything.
  */
 import { DurableObject } from 'cloudflare:workers';
+import { isExternalRun, leaseMs } from '../agents/external';
 import { getAgent } from '../agents/registry';
 import { AgentError, type Agent } from '../agents/types';
 import { getConfig, type Config } from '../config';
@@ -21,8 +25,12 @@ import { admitRun, estimateTokens, releaseRun, tokensFromUsage } from '../limits
 import { EventLog } from './event-log';
 import {
   callerFromHeaders,
+  type AppendEnd,
+  type AppendEvent,
+  type AppendOutcome,
   type Caller,
   type CreateChecks,
+  type ProducerPosition,
   type Refusal,
   type RunStatus,
   type StartInput,
@@ -72,6 +80,16 @@ interface RunMeta {
   finishedAt: number | null;
   error: RunError | null;
 }
+
+/** A producer's row: its epoch, the last seq it had acknowledged, the log seqs that append got, and when. */
+type ProducerRow = {
+  producer_id: string;
+  epoch: number;
+  seq: number;
+  first_seq: number;
+  last_seq: number;
+  acked_at: number;
+};
 
 type MetaRow = {
   request_id: string;
@@ -208,6 +226,7 @@ export class RunObject extends DurableObject<AppEnv> {
 
   #create(meta: RunMeta): void {
     this.#createTables();
+    if (isExternalRun(meta.input)) this.#createProducersTable();
     this.ctx.storage.sql.exec(
       `INSERT INTO run (id, request_id, agent, input, token, start_secret, client, state, created_at, deadline_at)
        VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -242,6 +261,77 @@ export class RunObject extends DurableObject<AppEnv> {
     return { changed, status: this.#status() };
   }
 
+  /**
+   * Append a producer's events to an external run, idempotently per
+   * producer (the Durable Streams idempotent-producer rules): a repeat of an
+   * acknowledged (epoch, seq) is acknowledged again and stored once; a newer
+   * epoch fences the older ones; any seq but the next is a gap. The events,
+   * the run's end when they carry `done`, and the producer's new position are
+   * stored in one transaction. Nothing is awaited from the producer check to
+   * the store, so appends of concurrent producers never interleave.
+   */
+  async append(caller: Caller, producer: ProducerPosition, events: AppendEvent[]): Promise<AppendOutcome> {
+    const meta = this.#meta;
+    // Only API keys write; the route refused everyone else already.
+    if (!meta || !caller.apiKey) return { kind: 'not_found' };
+    if (!isExternalRun(meta.input)) return { kind: 'not_external', agent: meta.agent };
+    const known = this.#producer(producer.id);
+    const now = Date.now();
+    if (known && producer.epoch === known.epoch && producer.seq <= known.seq) {
+      // A retry whose answer was lost, say: a live producer, so it renews the lease.
+      if (meta.state === 'running') this.ctx.storage.sql.exec('UPDATE producers SET acked_at = ? WHERE producer_id = ?', now, producer.id);
+      const seqs = producer.seq === known.seq ? { firstSeq: known.first_seq, lastSeq: known.last_seq } : {};
+      return { kind: 'appended', duplicate: true, ...seqs, epoch: known.epoch, producerSeq: known.seq };
+    }
+    if (meta.state !== 'running') return { kind: 'ended', state: meta.state };
+    // An end storage refused is still the run's end: the watchdog stores it.
+    if (this.#unfinished) return { kind: 'ended', state: this.#unfinished.state };
+    if (known && producer.epoch < known.epoch) return { kind: 'fenced', currentEpoch: known.epoch };
+    // A new producer, or a new epoch, starts at seq 0.
+    const expectedSeq = known && producer.epoch === known.epoch ? known.seq + 1 : 0;
+    if (producer.seq !== expectedSeq) return { kind: 'gap', expectedSeq, receivedSeq: producer.seq };
+
+    const log = this.#events;
+    const firstSeq = log.nextSeq;
+    const lastSeq = firstSeq + events.length - 1;
+    const { body, end } = splitEnd(events);
+    const record = () => {
+      this.ctx.storage.sql.exec(
+        `INSERT INTO producers (producer_id, epoch, seq, first_seq, last_seq, acked_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (producer_id) DO UPDATE SET
+           epoch = excluded.epoch, seq = excluded.seq, first_seq = excluded.first_seq,
+           last_seq = excluded.last_seq, acked_at = excluded.acked_at`,
+        producer.id,
+        producer.epoch,
+        producer.seq,
+        firstSeq,
+        lastSeq,
+        now,
+      );
+    };
+    // The route caps an append below MAX_BATCH_EVENTS, so the log never
+    // flushes part of it on its own: the flush below stores all of it.
+    for (const event of body) this.#append(event);
+    if (end) {
+      // The end's own transaction (run row, error, done) takes the producer's position too.
+      if (!this.#tryEnd(end.state, end.error, record)) return { kind: 'not_stored' };
+      await this.#ended();
+    } else {
+      try {
+        this.ctx.storage.transactionSync(() => {
+          record();
+          log.flush();
+        });
+      } catch (err) {
+        // Nothing of it is stored and nobody saw it: the producer retries the same seq.
+        console.error(`run ${meta.requestId}: an append could not be stored: ${(err as Error)?.name ?? typeof err}`);
+        log.discardPending();
+        return { kind: 'not_stored' };
+      }
+    }
+    return { kind: 'appended', duplicate: false, firstSeq, lastSeq, epoch: producer.epoch, producerSeq: producer.seq };
+  }
+
   override async alarm(): Promise<void> {
     // Storage is the source of truth for the times an alarm acts on (an
     // operator may have edited them); refresh them before deciding.
@@ -256,6 +346,8 @@ export class RunObject extends DurableObject<AppEnv> {
         await this.#finish('failed', this.#deadlineError());
       } else if (this.#unfinished) {
         await this.#finish(this.#unfinished.state, this.#unfinished.error);
+      } else if (isExternalRun(meta.input) && now >= this.#leaseEndsAt()) {
+        await this.#finish('failed', this.#leaseError());
       } else {
         await this.#scheduleAlarm();
       }
@@ -341,6 +433,41 @@ export class RunObject extends DurableObject<AppEnv> {
          cursor_seq  INTEGER
        )`,
     );
+  }
+
+  /** An external run's producers, one row each (see `append`). */
+  #createProducersTable(): void {
+    this.ctx.storage.sql.exec(
+      `CREATE TABLE IF NOT EXISTS producers (
+         producer_id TEXT PRIMARY KEY,
+         epoch       INTEGER NOT NULL,
+         seq         INTEGER NOT NULL,
+         first_seq   INTEGER NOT NULL,
+         last_seq    INTEGER NOT NULL,
+         acked_at    INTEGER NOT NULL
+       )`,
+    );
+  }
+
+  #producer(id: string): ProducerRow | null {
+    return this.ctx.storage.sql.exec<ProducerRow>('SELECT * FROM producers WHERE producer_id = ?', id).toArray()[0] ?? null;
+  }
+
+  /**
+   * When an external run's lease ends: its lease after the last append any
+   * producer had acknowledged, else after the run was created. Read from
+   * storage, the source of truth for the times an alarm acts on.
+   */
+  #leaseEndsAt(): number {
+    const row = this.ctx.storage.sql
+      .exec<{ acked: number | null; created: number }>('SELECT (SELECT max(acked_at) FROM producers) AS acked, created_at AS created FROM run WHERE id = 1')
+      .one();
+    return (row.acked ?? row.created) + leaseMs(this.#meta!.input);
+  }
+
+  #leaseError(): RunError {
+    const seconds = leaseMs(this.#meta!.input) / 1000;
+    return { code: 'producer_timeout', message: `no events were appended for ${seconds} s (the profile's leaseSeconds); start the run again`, retryable: true };
   }
 
   #readMeta(): RunMeta | null {
@@ -489,12 +616,24 @@ export class RunObject extends DurableObject<AppEnv> {
       await this.#scheduleAlarm().catch(() => {});
       return;
     }
+    await this.#ended();
+  }
+
+  /** After the end is stored: stop the agent, charge the usage, set the TTL alarm. */
+  async #ended(): Promise<void> {
+    this.#agentAbort?.abort();
+    this.#agentAbort = null;
+    this.#unfinished = null;
     this.#releaseUsage();
     await this.#scheduleAlarm();
   }
 
-  /** Store the end in one transaction (the log's last rows and the run's row); false when storage refused it. */
-  #tryEnd(state: TerminalState, error: RunError | null): boolean {
+  /**
+   * Store the end in one transaction (the log's last rows, the run's row,
+   * and what `within` writes); false when storage refused it (then nothing
+   * pending is left).
+   */
+  #tryEnd(state: TerminalState, error: RunError | null, within?: () => void): boolean {
     const meta = this.#meta!;
     const log = this.#events;
     const now = Date.now();
@@ -508,6 +647,7 @@ export class RunObject extends DurableObject<AppEnv> {
         );
         if (error) this.#append({ type: 'error', ...error });
         this.#append({ type: 'done', state });
+        within?.();
         log.flush();
       });
     } catch (err) {
@@ -539,7 +679,7 @@ export class RunObject extends DurableObject<AppEnv> {
     if (!meta) return;
     const at =
       meta.state === 'running'
-        ? Math.min(meta.deadlineAt, Date.now() + WATCHDOG_MS)
+        ? Math.min(meta.deadlineAt, Date.now() + WATCHDOG_MS, isExternalRun(meta.input) ? this.#leaseEndsAt() : Infinity)
         : meta.finishedAt! + this.#config.RUN_TTL_SECONDS * 1000;
     await this.ctx.storage.setAlarm(at);
   }
@@ -615,6 +755,18 @@ export class RunObject extends DurableObject<AppEnv> {
     });
     return new Response(body, { status: 200, headers: { ...SSE_HEADERS, ...extraHeaders } });
   }
+}
+
+/** An append's events without its end (a trailing `done`, and the `error` right before it). */
+function splitEnd(events: AppendEvent[]): { body: AppendEvent[]; end: AppendEnd | null } {
+  const last = events.at(-1);
+  if (last?.type !== 'done') return { body: events, end: null };
+  const before = events.at(-2);
+  if (before?.type === 'error') {
+    const { code, message, retryable } = before;
+    return { body: events.slice(0, -2), end: { state: last.state, error: { code, message, retryable } } };
+  }
+  return { body: events.slice(0, -1), end: { state: last.state, error: null } };
 }
 
 /** A refusal as the contract's JSON error; the route passes it through. */
