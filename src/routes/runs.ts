@@ -4,20 +4,44 @@
  */
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { isExternalRun } from '../agents/external';
 import { getAgent } from '../agents/registry';
 import { callerOf, tokenMayOpen } from '../auth';
 import { getConfig, type Config } from '../config';
 import type { AppEnv } from '../env';
-import { ApiError } from '../errors';
+import { ApiError, type ErrorIssue } from '../errors';
 import { clientKey } from '../limits/client-key';
 import { limitFailedAuth, limitStarts } from '../limits/rate-limit';
 import { defaultProfile, type Profile } from '../profiles/profile';
 import { resolveRun } from '../profiles/resolve';
-import { callerHeaders, type Caller, type CreateChecks, type Refusal, type StartInput, type StartRequest } from '../run/protocol';
+import {
+  callerHeaders,
+  type AppendEvent,
+  type AppendOutcome,
+  type Caller,
+  type CreateChecks,
+  type ProducerPosition,
+  type Refusal,
+  type StartInput,
+  type StartRequest,
+} from '../run/protocol';
 import { newRequestId, newToken } from '../run/token';
 import type { UsageLimits } from '../limits/usage';
 import { checkHuman } from '../profiles/human-check';
-import { MAX_BODY_BYTES, REQUEST_ID, StartRunBody, describeIssues, parseLastEventId, zodIssues } from '../schemas';
+import {
+  AppendBody,
+  MAX_APPEND_BODY_BYTES,
+  MAX_BODY_BYTES,
+  PRODUCER_HEADERS,
+  PRODUCER_ID,
+  REQUEST_ID,
+  StartRunBody,
+  appendOrderIssues,
+  describeIssues,
+  parseLastEventId,
+  parseProducerNumber,
+  zodIssues,
+} from '../schemas';
 
 type AppContext = Context<{ Bindings: AppEnv }>;
 
@@ -138,9 +162,44 @@ runs.post('/:id/cancel', async (c) => {
   return c.json(outcome.status, outcome.changed ? 202 : 200);
 });
 
+/**
+ * Events from an outside producer, for a run of an external profile: a
+ * JSON array of event bodies, idempotent per producer (`Producer-Id`,
+ * `Producer-Epoch`, `Producer-Seq`, as Durable Streams' idempotent
+ * producers). Only API keys write; a run token reads.
+ */
+runs.post(
+  '/:id/events',
+  bodyLimit({
+    maxSize: MAX_APPEND_BODY_BYTES,
+    onError: () => {
+      throw new ApiError('payload_too_large', `the request body is larger than ${MAX_APPEND_BODY_BYTES} bytes; send fewer events an append`);
+    },
+  }),
+  async (c) => {
+    const requestId = runId(c);
+    const caller = await callerOf(c, getConfig(c.env), false);
+    if (!caller.apiKey) {
+      throw new ApiError('unauthorized', 'appending events needs an API key: send Authorization: Bearer <key> (a run token only reads)');
+    }
+    const { producer, issues } = producerOf(c);
+    const parsed = AppendBody.safeParse(await readJson(c));
+    issues.push(...(parsed.success ? appendOrderIssues(parsed.data) : zodIssues(parsed.error)));
+    if (!parsed.success || issues.length > 0 || !producer) throw new ApiError('invalid_request', describeIssues(issues), issues);
+    const outcome = await runStub(c, requestId).append(caller, producer, parsed.data as AppendEvent[]);
+    return appendAnswer(c, producer, outcome);
+  },
+);
+
 /** Every other method on a known path. */
-for (const path of ['/', '/:id', '/:id/events', '/:id/cancel']) {
-  runs.all(path, (c) => otherMethod(c, path === '/' || path === '/:id/cancel' ? 'POST' : 'GET'));
+const ALLOW: Record<string, string> = {
+  '/': 'POST, OPTIONS',
+  '/:id': 'GET, HEAD, OPTIONS',
+  '/:id/events': 'GET, HEAD, POST, OPTIONS',
+  '/:id/cancel': 'POST, OPTIONS',
+};
+for (const [path, allow] of Object.entries(ALLOW)) {
+  runs.all(path, (c) => otherMethod(c, allow));
 }
 
 export const agents = new Hono<{ Bindings: AppEnv }>();
@@ -160,7 +219,7 @@ agents.get('/', async (c) => {
   });
   return c.json({ agents: listed });
 });
-agents.all('/', (c) => otherMethod(c, 'GET'));
+agents.all('/', (c) => otherMethod(c, 'GET, HEAD, OPTIONS'));
 
 // ---- helpers --------------------------------------------------------------
 
@@ -169,12 +228,89 @@ agents.all('/', (c) => otherMethod(c, 'GET'));
  * only when CORS is off (the CORS middleware answers preflights itself); it
  * gets a plain 204 with `Allow`, as HTTP expects of OPTIONS.
  */
-function otherMethod(c: AppContext, method: 'GET' | 'POST'): Response {
-  const allow = method === 'GET' ? 'GET, HEAD, OPTIONS' : 'POST, OPTIONS';
+function otherMethod(c: AppContext, allow: string): Response {
   if (c.req.method === 'OPTIONS') return c.body(null, 204, { Allow: allow });
-  throw new ApiError('method_not_allowed', `${c.req.method} is not allowed here; use ${method}`, undefined, {
+  const methods = allow.split(', ').filter((m) => m !== 'HEAD' && m !== 'OPTIONS');
+  throw new ApiError('method_not_allowed', `${c.req.method} is not allowed here; use ${methods.join(' or ')}`, undefined, {
     Allow: allow,
   });
+}
+
+/** A JSON request body, parsed; 415 and 400 as the contract says. */
+async function readJson(c: AppContext): Promise<unknown> {
+  const type = c.req.header('Content-Type') ?? '';
+  if (!/^application\/([\w.+-]*\+)?json\b/i.test(type.trim())) {
+    throw new ApiError('unsupported_media_type', 'send the body as JSON with Content-Type: application/json');
+  }
+  try {
+    return JSON.parse(await c.req.text());
+  } catch {
+    throw new ApiError('invalid_json', 'the request body is not valid JSON');
+  }
+}
+
+/** The producer headers: all three, or the issues naming each one that is missing or wrong. */
+function producerOf(c: AppContext): { producer: ProducerPosition | null; issues: ErrorIssue[] } {
+  const issues: ErrorIssue[] = [];
+  const id = c.req.header(PRODUCER_HEADERS.id);
+  if (id === undefined) issues.push({ path: [PRODUCER_HEADERS.id], message: 'Required' });
+  else if (!PRODUCER_ID.test(id)) issues.push({ path: [PRODUCER_HEADERS.id], message: 'must match ^[A-Za-z0-9._:-]{1,128}$' });
+  const number = (name: string) => {
+    const raw = c.req.header(name);
+    const value = parseProducerNumber(raw);
+    if (value === null) issues.push({ path: [name], message: raw === undefined ? 'Required' : 'must be a decimal integer 0..9007199254740991' });
+    return value;
+  };
+  const epoch = number(PRODUCER_HEADERS.epoch);
+  const seq = number(PRODUCER_HEADERS.seq);
+  const producer = issues.length === 0 ? { id: id!, epoch: epoch!, seq: seq! } : null;
+  return { producer, issues };
+}
+
+/** The answer to an append: the seqs its events got, or why it was refused. */
+function appendAnswer(c: AppContext, producer: ProducerPosition, outcome: AppendOutcome): Response {
+  switch (outcome.kind) {
+    case 'appended': {
+      const seqs = outcome.firstSeq !== undefined ? { firstSeq: outcome.firstSeq, lastSeq: outcome.lastSeq } : {};
+      return c.json(
+        { ...seqs, nextProducerSeq: outcome.producerSeq + 1, duplicate: outcome.duplicate },
+        200,
+        // As Durable Streams answers: the epoch and the highest seq acknowledged in it.
+        { [PRODUCER_HEADERS.epoch]: String(outcome.epoch), [PRODUCER_HEADERS.seq]: String(outcome.producerSeq) },
+      );
+    }
+    case 'not_found':
+      throw runNotFound();
+    case 'not_external':
+      throw new ApiError(
+        'run_not_external',
+        `the run's events come from its agent ("${outcome.agent}"); only runs of an external profile take appended events`,
+      );
+    case 'ended':
+      throw new ApiError('run_ended', `the run has ended (${outcome.state}); it takes no more events`, undefined, undefined, {
+        state: outcome.state,
+      });
+    case 'fenced':
+      throw new ApiError(
+        'producer_fenced',
+        `Producer-Epoch ${producer.epoch} is older than epoch ${outcome.currentEpoch} of producer "${producer.id}": a newer instance took over`,
+        undefined,
+        { [PRODUCER_HEADERS.epoch]: String(outcome.currentEpoch) },
+        { currentEpoch: outcome.currentEpoch },
+      );
+    case 'gap': {
+      const why = outcome.expectedSeq === 0 ? 'a new producer or epoch starts at 0' : `the last one acknowledged is ${outcome.expectedSeq - 1}`;
+      throw new ApiError(
+        'producer_seq_gap',
+        `Producer-Seq ${outcome.receivedSeq} is not the next of producer "${producer.id}" in epoch ${producer.epoch}: send ${outcome.expectedSeq} (${why})`,
+        undefined,
+        { 'Producer-Expected-Seq': String(outcome.expectedSeq), 'Producer-Received-Seq': String(outcome.receivedSeq) },
+        { expectedSeq: outcome.expectedSeq, receivedSeq: outcome.receivedSeq },
+      );
+    }
+    case 'not_stored':
+      throw new ApiError('internal', 'the events could not be stored (none were); retry with the same Producer-Seq');
+  }
 }
 
 /**
@@ -191,17 +327,7 @@ async function readStart(
   mayCreate: boolean,
   client: string | null,
 ): Promise<{ input: StartInput; checks: CreateChecks; attachOnly?: string }> {
-  const type = c.req.header('Content-Type') ?? '';
-  if (!/^application\/([\w.+-]*\+)?json\b/i.test(type.trim())) {
-    throw new ApiError('unsupported_media_type', 'send the body as JSON with Content-Type: application/json');
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await c.req.text());
-  } catch {
-    throw new ApiError('invalid_json', 'the request body is not valid JSON');
-  }
-  const parsed = StartRunBody.safeParse(raw);
+  const parsed = StartRunBody.safeParse(await readJson(c));
   if (!parsed.success) {
     const issues = zodIssues(parsed.error);
     throw new ApiError('invalid_request', describeIssues(issues), issues);
@@ -218,8 +344,9 @@ async function readStart(
     return { input, checks };
   }
   const profile = body.agent === undefined ? defaultProfile(config.profiles) : config.profiles.find((p) => p.name === body.agent);
-  if (profile?.access === 'key' && !caller.apiKey) {
-    throw new ApiError('unauthorized', `agent "${profile.name}" needs an API key: send Authorization: Bearer <key>`);
+  if (profile && !profileListedFor(profile, caller.apiKey)) {
+    const why = isExternalRun(profile) ? ' (its events come from a backend that holds one)' : '';
+    throw new ApiError('unauthorized', `agent "${profile.name}" needs an API key${why}: send Authorization: Bearer <key>`);
   }
   if (!profile) {
     const known = usableProfiles(c.env, config, caller.apiKey).map((p) => p.name).join(', ');
@@ -279,9 +406,9 @@ function humanCheckFailed(reason: string): ApiError {
   return new ApiError('human_check_failed', reason);
 }
 
-/** A profile a caller may see: public ones for anonymous callers. */
+/** A profile a caller may see and start: public ones for anonymous callers; external ones only with an API key. */
 function profileListedFor(profile: Profile, trusted: boolean): boolean {
-  return trusted || profile.access === 'public';
+  return trusted || (profile.access === 'public' && !isExternalRun(profile));
 }
 
 /** Profiles this caller may start and this deployment can run. */
