@@ -2,7 +2,7 @@
 // naming the path), appends storage refused (nothing of them, nor the
 // producer's seq), and anything after a lapsed lease, which the run's alarm
 // ends with `producer_timeout` and `done` failed.
-import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { MAX_BATCH_EVENTS } from '../../src/run/event-log';
 import { MAX_APPEND_BODY_BYTES, MAX_APPEND_EVENTS } from '../../src/schemas';
@@ -132,6 +132,20 @@ describe('storage', () => {
     });
     const events = await readFeed(requestId, token);
     expect(events.map((e) => e.data.text ?? e.event)).toEqual(['run', 'a ', 'b ', 'done']);
+  });
+});
+
+describe('a runtime restart', () => {
+  it('leaves an external run running, its producers where they were', async () => {
+    const { requestId, token } = await createFeed();
+    const ack = await appendOk(requestId, P('b', 0), [delta('before ')]);
+    await abortAllDurableObjects(); // the isolate is gone; storage stays
+    expect(await appendOk(requestId, P('b', 0), [delta('before ')])).toEqual({ ...ack, duplicate: true });
+    expect(await errorOf(await append(requestId, P('b', 2), [delta('x')]))).toMatchObject({ code: 'producer_seq_gap', expectedSeq: 1 });
+    await appendOk(requestId, P('b', 1), [delta('after'), { type: 'done', state: 'completed' }]);
+    const events = await readFeed(requestId, token);
+    expect(events.map((e) => e.data.text ?? e.event)).toEqual(['run', 'before ', 'after', 'done']);
+    expect(await statusOf(requestId, token)).toMatchObject({ state: 'completed' });
   });
 });
 
