@@ -13,7 +13,6 @@
  */
 import * as z from 'zod/mini';
 import type { AppEnv } from '../env';
-import type { StartInput } from '../run/protocol';
 import type { Agent } from './types';
 
 export const EXTERNAL_AGENT = 'external';
@@ -39,13 +38,13 @@ export const ExternalSettings = z.strictObject({
 });
 export type ExternalSettings = z.infer<typeof ExternalSettings>;
 
-/** True when the run's events come from producers over HTTP rather than an agent. */
-export function isExternalRun(input: Pick<StartInput, 'agent'>): boolean {
+/** True when the run's (or the profile's) events come from producers over HTTP rather than an agent. */
+export function isExternalRun(input: { agent: string }): boolean {
   return input.agent === EXTERNAL_AGENT;
 }
 
 /** The run's lease in milliseconds, from the settings its profile gave it. */
-export function leaseMs(input: Pick<StartInput, 'settings'>): number {
+export function leaseMs(input: { settings?: Record<string, unknown> }): number {
   const seconds = (input.settings as Partial<ExternalSettings> | undefined)?.leaseSeconds;
   return (typeof seconds === 'number' ? seconds : DEFAULT_LEASE_SECONDS) * 1000;
 }
