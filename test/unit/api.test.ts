@@ -106,7 +106,7 @@ describe('routing errors', () => {
     const res = await call('/v1/runs');
     expect(res.headers.get('Allow')).toMatch(/POST/);
     await expectError(res, 405, 'method_not_allowed');
-    await expectError(await call('/v1/runs/x/events', { method: 'POST' }), 405, 'method_not_allowed');
+    await expectError(await call('/v1/runs/x/events', { method: 'PUT' }), 405, 'method_not_allowed');
     await expectError(await call('/v1/runs/x/cancel'), 405, 'method_not_allowed');
     await expectError(await call('/v1/runs/x', { method: 'DELETE' }), 405, 'method_not_allowed');
     await expectError(await call('/v1/agents', { method: 'POST' }), 405, 'method_not_allowed');
@@ -115,7 +115,7 @@ describe('routing errors', () => {
   it('answers OPTIONS with 204 and the Allow header when CORS is off', async () => {
     const res = await call('/v1/runs/x/events', { method: 'OPTIONS' });
     expect(res.status).toBe(204);
-    expect(res.headers.get('Allow')).toBe('GET, HEAD, OPTIONS');
+    expect(res.headers.get('Allow')).toBe('GET, HEAD, POST, OPTIONS');
     expect((await call('/v1/runs', { method: 'OPTIONS' })).headers.get('Allow')).toBe('POST, OPTIONS');
   });
 });
