@@ -16,6 +16,7 @@ import { readMessagesStream } from './anthropic-stream';
 import { errorCodeInBody, upstreamHttpError } from './upstream/errors';
 import { textPrefix } from './upstream/sse';
 import { firstByteGuard, idleMsFrom } from './upstream/timeouts';
+import { endpointUrl } from './upstream/endpoint-url';
 import { AgentError, type Agent, type AgentContext, type AgentInput, type ChatMessage } from './types';
 
 /** The API root, as the SDKs and ANTHROPIC_BASE_URL elsewhere mean it: `/v1/messages` is appended. */
@@ -110,28 +111,9 @@ export function conversation(messages: ChatMessage[]): { system?: string; messag
   return system.length ? { system: system.join('\n\n'), messages: turns } : { messages: turns };
 }
 
-/**
- * `<ANTHROPIC_BASE_URL>/v1/messages`, keeping a query string (a gateway's).
- * A URL that cannot work is the deployment's mistake: a non-retryable error
- * that names the variable but never shows its value (it may hold credentials).
- */
+/** `<ANTHROPIC_BASE_URL>/v1/messages`, keeping a query string (a gateway's). */
 export function messagesUrl(configured: string | undefined): URL {
-  let url: URL;
-  try {
-    url = new URL(configured || ANTHROPIC_DEFAULT_BASE_URL);
-  } catch {
-    throw new AgentError('agent_misconfigured', 'ANTHROPIC_BASE_URL is not a valid URL', false);
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new AgentError('agent_misconfigured', 'ANTHROPIC_BASE_URL must be an http(s) URL', false);
-  }
-  if (url.username || url.password) {
-    // fetch refuses URLs with credentials; the key belongs in ANTHROPIC_API_KEY.
-    throw new AgentError('agent_misconfigured', 'ANTHROPIC_BASE_URL must not contain credentials; set ANTHROPIC_API_KEY', false);
-  }
-  url.pathname = `${url.pathname.replace(/\/+$/, '')}/v1/messages`;
-  url.hash = '';
-  return url;
+  return endpointUrl(configured, ANTHROPIC_DEFAULT_BASE_URL, { url: 'ANTHROPIC_BASE_URL', key: 'ANTHROPIC_API_KEY' }, '/v1/messages');
 }
 
 /** How much of an error answer to read when looking for its type. */

@@ -13,6 +13,7 @@ import { answerBody, completionEvents } from './chat/non-stream-answer';
 import { errorCodeInBody, upstreamHttpError } from './upstream/errors';
 import { textPrefix } from './upstream/sse';
 import { firstByteGuard, idleMsFrom } from './upstream/timeouts';
+import { endpointUrl } from './upstream/endpoint-url';
 import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
 
 export const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';
@@ -116,29 +117,9 @@ export const openaiAgent: Agent<OpenAIOptions> = {
   },
 };
 
-/**
- * `<OPENAI_BASE_URL>/chat/completions`, keeping a query string (Azure's
- * `?api-version=`). A URL that cannot work is the deployment's mistake, not
- * the model's: a non-retryable error that names the variable but never
- * shows its value (it may hold credentials).
- */
+/** `<OPENAI_BASE_URL>/chat/completions`, keeping a query string (Azure's `?api-version=`). */
 export function chatCompletionsUrl(configured: string | undefined): URL {
-  let url: URL;
-  try {
-    url = new URL(configured || OPENAI_DEFAULT_BASE_URL);
-  } catch {
-    throw new AgentError('agent_misconfigured', 'OPENAI_BASE_URL is not a valid URL', false);
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new AgentError('agent_misconfigured', 'OPENAI_BASE_URL must be an http(s) URL', false);
-  }
-  if (url.username || url.password) {
-    // fetch refuses URLs with credentials; the key belongs in OPENAI_API_KEY.
-    throw new AgentError('agent_misconfigured', 'OPENAI_BASE_URL must not contain credentials; set OPENAI_API_KEY', false);
-  }
-  url.pathname = `${url.pathname.replace(/\/+$/, '')}/chat/completions`;
-  url.hash = '';
-  return url;
+  return endpointUrl(configured, OPENAI_DEFAULT_BASE_URL, { url: 'OPENAI_BASE_URL', key: 'OPENAI_API_KEY' }, '/chat/completions');
 }
 
 /** How much of an error answer to read when looking for its code or the field it refused. */
