@@ -7,6 +7,7 @@ import { demoAgent } from './demo';
 import { echoAgent } from './examples/echo';
 import { externalAgent } from './external';
 import { openaiAgent } from './openai';
+import { relayAgent } from './relay/relay';
 import type { Agent } from './types';
 import { workersAiAgent } from './workers-ai';
 
@@ -17,6 +18,7 @@ const AGENTS: readonly Agent<any, any>[] = [
   anthropicAgent,
   echoAgent,
   externalAgent,
+  relayAgent,
 ];
 
 const BY_NAME: ReadonlyMap<string, Agent<any, any>> = new Map(AGENTS.map((agent) => [agent.name, agent]));

@@ -1,0 +1,87 @@
+/**
+ * `edgestream`: an upstream speaking this service's own contract (another
+ * edgestream, or a backend written to docs/API.md). Its agent events pass
+ * through; its `run`, `done`, `seq`, `requestId` and `ts` are its own, and
+ * ours replace them. Its SSE ids are its seqs, so it can be resumed.
+ *
+ * | upstream event | here |
+ * | --- | --- |
+ * | `status` `plan` `delta` `tool` `result` | the same event (our seq, ts, requestId) |
+ * | `error` | the run fails: `upstream_error` (its code shown, its `retryable`) |
+ * | `done` `completed` | the end |
+ * | `done` `failed` / `cancelled` | `upstream_error` (an upstream run that ended so without `error`) |
+ * | `run`, unknown types | dropped |
+ */
+import * as z from 'zod/mini';
+import type { AgentEvent } from '../../../events';
+import { incomplete, notTheFormat, parseJson, reportedError, type FormatReader, type Mapped, type RelayFormat, type UpstreamMessage } from './format';
+
+const Event = z.discriminatedUnion('type', [
+  z.looseObject({ type: z.literal('status'), status: z.string(), message: z.string() }),
+  z.looseObject({ type: z.literal('plan'), steps: z.array(z.string()) }),
+  z.looseObject({ type: z.literal('delta'), messageId: z.string(), text: z.string() }),
+  z.looseObject({
+    type: z.literal('tool'),
+    messageId: z.string(),
+    name: z.string(),
+    phase: z.enum(['call', 'result']),
+    input: z.optional(z.unknown()),
+    output: z.optional(z.unknown()),
+  }),
+  z.looseObject({ type: z.literal('result'), messageId: z.string(), text: z.string(), data: z.optional(z.unknown()) }),
+  z.looseObject({ type: z.literal('error'), code: z.optional(z.unknown()), retryable: z.optional(z.unknown()) }),
+  z.looseObject({ type: z.literal('done'), state: z.string() }),
+]);
+
+const PASSED = new Set(['status', 'plan', 'delta', 'tool', 'result', 'error', 'done']);
+
+/** The fields of an agent event, without the upstream's envelope. */
+function ours(event: z.infer<typeof Event>): AgentEvent | null {
+  switch (event.type) {
+    case 'status':
+      return { type: 'status', status: event.status, message: event.message };
+    case 'plan':
+      return { type: 'plan', steps: event.steps };
+    case 'delta':
+      return event.text ? { type: 'delta', messageId: event.messageId, text: event.text } : null;
+    case 'tool': {
+      const tool: AgentEvent = { type: 'tool', messageId: event.messageId, name: event.name, phase: event.phase };
+      if (event.input !== undefined) tool.input = event.input;
+      if (event.output !== undefined) tool.output = event.output;
+      return tool;
+    }
+    case 'result':
+      return event.data === undefined
+        ? { type: 'result', messageId: event.messageId, text: event.text }
+        : { type: 'result', messageId: event.messageId, text: event.text, data: event.data };
+    default:
+      return null;
+  }
+}
+
+function read(message: UpstreamMessage): Mapped {
+  const json = parseJson(message);
+  const type = json?.type ?? message.event;
+  if (typeof type !== 'string' || !PASSED.has(type)) return { events: [] }; // `run`, and types of a later contract
+  const parsed = Event.safeParse({ ...json, type });
+  if (!parsed.success) throw notTheFormat('edgestream', `a "${type}" event without its fields`);
+  const event = parsed.data;
+  if (event.type === 'error') throw reportedError(event.code, event.retryable !== false);
+  if (event.type === 'done') {
+    if (event.state === 'completed') return { events: [], final: true };
+    throw reportedError(`run_${event.state}`.slice(0, 64), true);
+  }
+  const mapped = ours(event);
+  return { events: mapped ? [mapped] : [] };
+}
+
+export const edgestreamFormat: RelayFormat = {
+  name: 'edgestream',
+  idsAreCursors: true,
+  create: (): FormatReader => ({
+    read,
+    end() {
+      throw incomplete('its `done` event');
+    },
+  }),
+};

@@ -1,0 +1,111 @@
+/**
+ * Asking the upstream: the profile's request with the run's values filled
+ * in and its secrets resolved, and the response judged before any byte of
+ * it is relayed. Secrets go only into the request's headers: never into an
+ * event, an error message or the log.
+ */
+import type { AppEnv } from '../../env';
+import type { AgentInput } from '../types';
+import { AgentError } from '../types';
+import { errorCodeInBody, upstreamHttpError } from '../upstream/errors';
+import { textPrefix } from '../upstream/sse';
+import { firstByteGuard } from '../upstream/timeouts';
+import { DEFAULT_BODY, SECRET_REF, fillTemplate, type RelaySettings } from './settings';
+
+/** How much of an error answer to read for its code. */
+const ERROR_BODY_BYTES = 8 * 1024;
+/** How long to wait for an error body: the status already says what happened. */
+const ERROR_BODY_WAIT_MS = 5_000;
+
+export interface Upstream {
+  body: ReadableStream<Uint8Array>;
+}
+
+/**
+ * The profile's headers with every `secret:NAME` replaced by env[NAME].
+ * A secret that is not set is the deployment's mistake: `agent_not_configured`, naming NAME.
+ */
+export function resolveHeaders(headers: Record<string, string>, env: AppEnv): { headers: Record<string, string>; secrets: string[] } {
+  const vars = env as unknown as Record<string, unknown>;
+  const resolved: Record<string, string> = {};
+  const secrets: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    const ref = SECRET_REF.exec(value);
+    if (!ref) {
+      resolved[name] = value;
+      continue;
+    }
+    const secret = vars[ref[1]!];
+    if (typeof secret !== 'string' || secret === '') {
+      throw new AgentError('agent_not_configured', `the relay needs the secret ${ref[1]} (wrangler secret put ${ref[1]})`, false);
+    }
+    if (/[\r\n\0]/.test(secret)) throw new AgentError('agent_misconfigured', `the secret ${ref[1]} is not a valid header value (it holds a line break)`, false);
+    resolved[name] = secret;
+    secrets.push(secret);
+  }
+  return { headers: resolved, secrets };
+}
+
+/**
+ * Send the profile's request; `lastEventId` resumes an upstream stream after a restart.
+ * @returns the event stream, or null when the run was cancelled (or passed its deadline) first
+ */
+export async function openUpstream(
+  settings: RelaySettings,
+  input: AgentInput<unknown>,
+  env: AppEnv,
+  signal: AbortSignal,
+  idleMs: number,
+  lastEventId?: string,
+): Promise<Upstream | null> {
+  const { headers: configured, secrets } = resolveHeaders(settings.headers, env);
+  const headers: Record<string, string> = { Accept: 'text/event-stream' };
+  let body: string | undefined;
+  if (settings.method === 'POST') {
+    headers['Content-Type'] = 'application/json';
+    body = JSON.stringify(fillTemplate(settings.body ?? DEFAULT_BODY, { query: input.query, requestId: input.requestId, messages: input.messages }));
+  }
+  Object.assign(headers, configured);
+  if (lastEventId !== undefined) headers['Last-Event-ID'] = lastEventId;
+
+  const guard = firstByteGuard(signal, idleMs);
+  let res: Response;
+  try {
+    // A redirect is not followed: the secrets go only where the profile says.
+    res = await fetch(settings.url, { method: settings.method, headers, body, signal: guard.signal, redirect: 'manual' });
+  } catch {
+    if (signal.aborted) return null;
+    if (guard.timedOut()) throw new AgentError('upstream_timeout', `the upstream did not answer within ${idleMs} ms`, true);
+    // Never echo the fetch error: it can name the URL.
+    throw new AgentError('upstream_unreachable', "could not reach the relay's upstream", true);
+  } finally {
+    guard.answered();
+  }
+  if (res.status >= 300 && res.status < 400) {
+    await res.body?.cancel().catch(() => {});
+    throw new AgentError('upstream_rejected', "the relay's url redirects; set the final URL in the profile", false);
+  }
+  if (!res.ok) {
+    const detail = await textPrefix(res, ERROR_BODY_BYTES, Math.min(idleMs, ERROR_BODY_WAIT_MS));
+    throw upstreamHttpError(res.status, 'the upstream', safeCode(detail, secrets));
+  }
+  if (res.status === 204 || !res.body) {
+    await res.body?.cancel().catch(() => {});
+    throw new AgentError('upstream_incomplete', 'the upstream answered without a stream (nothing to relay)', true);
+  }
+  if (!/^\s*text\/event-stream/i.test(res.headers.get('Content-Type') ?? '')) {
+    // A proxy's error page, a JSON error with status 200, a URL pointing at the wrong thing: asking again gets the same.
+    const detail = await textPrefix(res, ERROR_BODY_BYTES, Math.min(idleMs, ERROR_BODY_WAIT_MS));
+    const code = safeCode(detail, secrets);
+    if (code) throw new AgentError('upstream_error', `the upstream answered with an error instead of a stream (${code})`, false);
+    throw new AgentError('upstream_malformed', "the upstream did not answer with an event stream (check the profile's url)", false);
+  }
+  return { body: res.body };
+}
+
+/** The error code of a JSON error body, unless it could be (part of) any of the secrets. */
+function safeCode(body: string, secrets: string[]): string | undefined {
+  const code = errorCodeInBody(body);
+  if (code === undefined) return undefined;
+  return secrets.every((secret) => errorCodeInBody(body, secret) === code) ? code : undefined;
+}
