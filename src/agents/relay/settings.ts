@@ -54,9 +54,10 @@ export const RelaySettings = z
   .strictObject(
     {
       url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).check(
+        // Runs after a failed format check too: only judge what parses.
         z.refine((url) => {
-          const parsed = new URL(url);
-          return !parsed.username && !parsed.password;
+          const parsed = URL.canParse(url) ? new URL(url) : null;
+          return !parsed?.username && !parsed?.password;
         }, 'must not contain credentials; send them in headers ("secret:NAME")'),
       ),
       method: z._default(z.enum(['POST', 'GET'], { error: 'must be "POST" or "GET"' }), 'POST'),
