@@ -13,6 +13,7 @@
  *   ?burst=1               everything in one write
  *   ?cut=K                 destroy the socket after K messages
  *   ?stall=K               after K messages, say nothing more (keep the socket open)
+ *   ?truncate=B            a clean end of the body after B bytes (a proxy closing early, mid-message)
  *   ?type=...              answer with this Content-Type instead
  *   /status/<code>         an HTTP error with a JSON body quoting the Authorization header
  *   /html, /json-error, /redirect, /no-headers, /no-content
@@ -212,6 +213,10 @@ async function play(rec: UpstreamRequest, url: URL, res: ServerResponse) {
   const gone = () => res.destroyed;
   if (q.get('burst') === '1') {
     res.end(messages.join(''));
+    return;
+  }
+  if (q.has('truncate')) {
+    res.end(Buffer.from(messages.join('')).subarray(0, Number(q.get('truncate'))));
     return;
   }
   const split = Number(q.get('split') ?? 0);
