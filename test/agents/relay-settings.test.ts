@@ -37,6 +37,7 @@ describe('relay settings in PROFILES', () => {
     [{ url: 'http://a.test/x', format: 'text', headers: { 'Last-Event-ID': '1' } }, 'PROFILES.r.headers.Last-Event-ID: is set by the relay itself'],
     [{ url: 'http://a.test/x', format: 'text', headers: { Authorization: 'secret:' } }, 'PROFILES.r.headers.Authorization: "secret:NAME" needs a variable name'],
     [{ url: 'http://a.test/x', format: 'text', headers: { X: 'a\nb' } }, 'PROFILES.r.headers.X: must be one line'],
+    [{ url: 'http://a.test/x', format: 'text', headers: { Authorization: 'Bearer sk-live' } }, 'PROFILES.r.headers.Authorization: carries credentials: use "secret:NAME"'],
     [{ url: 'http://a.test/x', format: 'text', headers: { X: 5 } }, 'PROFILES.r.headers.X: header values are strings'],
     [{ url: 'http://a.test/x', format: 'text', body: { q: '{{question}}' } }, 'PROFILES.r.body.q: unknown placeholder {{question}}'],
     [{ url: 'http://a.test/x', format: 'text', body: { m: ['ctx: {{messages}}'] } }, 'PROFILES.r.body.m.0: {{messages}} is an array'],

@@ -21,6 +21,8 @@ const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
 /** `secret:NAME`: the value comes from env[NAME] at run time (a `wrangler secret`). */
 export const SECRET_REF = /^secret:([A-Za-z_][A-Za-z0-9_]{0,127})$/;
+/** Headers that carry credentials: only as `secret:NAME` (PROFILES is a plain variable, and is stored with each run). */
+const CREDENTIAL_HEADERS = /^(authorization|proxy-authorization|cookie|x-api-key|api-key)$/i;
 /** Headers the relay sets itself, or that fetch owns. */
 const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'last-event-id']);
 /** A dotted path into each JSON message: `choices.0.delta.content`. */
@@ -37,6 +39,8 @@ const Headers = z.record(z.string(), z.string({ error: 'header values are string
       else if (RESERVED_HEADERS.has(name.toLowerCase())) ctx.issues.push({ code: 'custom', input: name, path: [name], message: 'is set by the relay itself' });
       if (value.startsWith('secret:') && !SECRET_REF.test(value)) {
         ctx.issues.push({ code: 'custom', input: value, path: [name], message: '"secret:NAME" needs a variable name (letters, digits, _)' });
+      } else if (CREDENTIAL_HEADERS.test(name) && !SECRET_REF.test(value)) {
+        ctx.issues.push({ code: 'custom', input: value, path: [name], message: 'carries credentials: use "secret:NAME" and set NAME as a secret' });
       } else if (!noControl(value) || value.length > 8192) {
         ctx.issues.push({ code: 'custom', input: value, path: [name], message: 'must be one line of at most 8192 characters' });
       }
