@@ -5,8 +5,7 @@
  * event, an error message or the log.
  */
 import type { AppEnv } from '../../env';
-import type { AgentInput } from '../types';
-import { AgentError } from '../types';
+import { AgentError, type AgentInput } from '../types';
 import { errorCodeInBody, upstreamHttpError } from '../upstream/errors';
 import { textPrefix } from '../upstream/sse';
 import { firstByteGuard } from '../upstream/timeouts';
