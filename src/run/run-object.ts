@@ -563,7 +563,8 @@ export class RunObject extends DurableObject<AppEnv> {
       for await (const event of events) {
         if (abort.signal.aborted) return; // cancel or deadline already wrote `done`
         if (event.type === 'checkpoint') {
-          this.#checkpoint(event.cursor);
+          // While re-yielding what the log already holds, nextSeq says nothing about what the cursor covers.
+          if (skipped >= skip) this.#checkpoint(event.cursor);
           continue;
         }
         if (skipped < skip) {
