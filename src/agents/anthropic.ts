@@ -16,7 +16,7 @@ import { readMessagesStream } from './anthropic-stream';
 import { errorCodeInBody, upstreamHttpError } from './upstream/errors';
 import { textPrefix } from './upstream/sse';
 import { firstByteGuard, idleMsFrom } from './upstream/timeouts';
-import { endpointUrl } from './upstream/endpoint-url';
+import { endpointProblem, endpointUrl } from './upstream/endpoint-url';
 import { AgentError, type Agent, type AgentContext, type AgentInput, type ChatMessage } from './types';
 
 /** The API root, as the SDKs and ANTHROPIC_BASE_URL elsewhere mean it: `/v1/messages` is appended. */
@@ -67,13 +67,7 @@ export const anthropicAgent: Agent<AnthropicOptions> = {
   deterministic: false,
   notConfigured(env) {
     if (!env.ANTHROPIC_API_KEY) return NOT_CONFIGURED;
-    // A base URL that cannot work is refused at the start, where the caller sees it.
-    try {
-      messagesUrl(env.ANTHROPIC_BASE_URL);
-      return null;
-    } catch (err) {
-      return (err as AgentError).message;
-    }
+    return endpointProblem(() => messagesUrl(env.ANTHROPIC_BASE_URL));
   },
   async *run(input: AgentInput<AnthropicOptions>, signal: AbortSignal, ctx: AgentContext) {
     const { env } = ctx;

@@ -13,7 +13,7 @@ import { answerBody, completionEvents } from './chat/non-stream-answer';
 import { errorCodeInBody, upstreamHttpError } from './upstream/errors';
 import { textPrefix } from './upstream/sse';
 import { firstByteGuard, idleMsFrom } from './upstream/timeouts';
-import { endpointUrl } from './upstream/endpoint-url';
+import { endpointProblem, endpointUrl } from './upstream/endpoint-url';
 import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
 
 export const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';
@@ -57,14 +57,7 @@ export const openaiAgent: Agent<OpenAIOptions> = {
     if (!env.OPENAI_API_KEY && !env.OPENAI_BASE_URL) {
       return 'set OPENAI_API_KEY (wrangler secret put OPENAI_API_KEY), or OPENAI_BASE_URL for a local server that needs no key';
     }
-    // A base URL that cannot work is refused at the start, where the caller
-    // sees it, rather than as a failed run (the run still checks: env can change).
-    try {
-      chatCompletionsUrl(env.OPENAI_BASE_URL);
-      return null;
-    } catch (err) {
-      return (err as AgentError).message;
-    }
+    return endpointProblem(() => chatCompletionsUrl(env.OPENAI_BASE_URL));
   },
   async *run(input: AgentInput<OpenAIOptions>, signal: AbortSignal, ctx: AgentContext) {
     const { env } = ctx;

@@ -30,3 +30,17 @@ export function endpointUrl(configured: string | undefined, fallback: string, na
   url.hash = '';
   return url;
 }
+
+/**
+ * Why the endpoint cannot work, or null: for `notConfigured`, so a bad base
+ * URL is refused at the start, where the caller sees it, rather than as a
+ * failed run (the run still checks: env can change).
+ */
+export function endpointProblem(endpoint: () => URL): string | null {
+  try {
+    endpoint();
+    return null;
+  } catch (err) {
+    return (err as AgentError).message;
+  }
+}
