@@ -24,7 +24,10 @@ export default {
         // Same batching opportunity as the service: one write per macrotask.
         let pending = '';
         let flush: Promise<void> | null = null;
-        for await (const event of demoAgent.run({ requestId, query: body.query, messages: [], options }, signal, { env: {} as never, skip: 0 })) {
+        for await (const event of demoAgent.run({ requestId, query: body.query, messages: [], options }, signal, {
+          env: {} as never,
+          skip: 0,
+        })) {
           pending += frame(event);
           flush ??= new Promise<void>((resolve) => setTimeout(resolve, 0)).then(async () => {
             const text = pending;

@@ -133,7 +133,15 @@ async function readStream(res, t0, onFirst) {
     for (const m of text.matchAll(/"ts":(\d+)/g)) lags.push(now - Number(m[1]));
     if (text.includes('event: done')) done = true;
   }
-  return { first, total: performance.now() - t0, events, done, lags, requestId: res.headers.get('X-Request-Id'), token: res.headers.get('X-Run-Token') };
+  return {
+    first,
+    total: performance.now() - t0,
+    events,
+    done,
+    lags,
+    requestId: res.headers.get('X-Request-Id'),
+    token: res.headers.get('X-Run-Token'),
+  };
 }
 
 const pct = (xs, p) => {
@@ -173,9 +181,7 @@ async function concurrent(target) {
   let events = 0;
   const tokens = EVENTS_PER_CONCURRENT - OVERHEAD_EVENTS;
   const results = await Promise.allSettled(
-    Array.from({ length: N_CONCURRENT }, (_, i) =>
-      streamRun(target.url, { query: `concurrent ${i}`, options: { tokens, delayMs: 0 } }),
-    ),
+    Array.from({ length: N_CONCURRENT }, (_, i) => streamRun(target.url, { query: `concurrent ${i}`, options: { tokens, delayMs: 0 } })),
   );
   const reasons = {};
   for (const r of results) {
@@ -194,7 +200,14 @@ async function concurrent(target) {
   if (errors) console.error(`[${target.name}] errors:`, reasons);
   const wall = (performance.now() - t0) / 1000;
   const after = memKiB(target.pids);
-  return { eventsPerSec: events / wall, errors, reasons, rssBeforeMiB: before.rss / 1024, rssAfterMiB: after.rss / 1024, peakMiB: after.hwm / 1024 };
+  return {
+    eventsPerSec: events / wall,
+    errors,
+    reasons,
+    rssBeforeMiB: before.rss / 1024,
+    rssAfterMiB: after.rss / 1024,
+    peakMiB: after.hwm / 1024,
+  };
 }
 
 /** Time from a reconnect (GET with Last-Event-ID) to its first replayed event. */
@@ -364,7 +377,10 @@ function report(r) {
     `resume after run p50/p99 (ms)         ${`${fmt(s.resume.afterP50, 2)}/${fmt(s.resume.afterP99, 2)}`.padStart(10)} ${'n/a'.padStart(9)}`,
     '',
     'SQLite rows written per 1,000 delta events (event rows + run row writes):',
-    ...rows.map(([k, v]) => `  ${k.padEnd(26)} ${fmt(v.rowsPer1000Deltas, 1).padStart(8)} rows  (${fmt(v.eventsPerRow, 1)} events/row, ${v.runs} runs)`),
+    ...rows.map(
+      ([k, v]) =>
+        `  ${k.padEnd(26)} ${fmt(v.rowsPer1000Deltas, 1).padStart(8)} rows  (${fmt(v.eventsPerRow, 1)} events/row, ${v.runs} runs)`,
+    ),
     '',
     'targets:',
     target('single-stream throughput >= 0.5x bare', ratio(s.throughput.eventsPerSec, b.throughput.eventsPerSec) >= 0.5),

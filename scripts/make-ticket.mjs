@@ -74,11 +74,13 @@ async function main() {
 
   let expiresAt;
   if (values.exp !== undefined) {
-    if (!/^[1-9][0-9]{0,15}$/.test(values.exp) || !Number.isSafeInteger(Number(values.exp))) fail('--exp must be unix seconds (a positive integer)');
+    if (!/^[1-9][0-9]{0,15}$/.test(values.exp) || !Number.isSafeInteger(Number(values.exp)))
+      fail('--exp must be unix seconds (a positive integer)');
     expiresAt = Number(values.exp);
   } else {
     const ttl = values.ttl ?? String(DEFAULT_TTL_S);
-    if (!/^[0-9]{1,5}$/.test(ttl) || Number(ttl) < 1 || Number(ttl) > MAX_TTL_S) fail(`--ttl must be an integer from 1 to ${MAX_TTL_S} (the service refuses longer-lived tickets)`);
+    if (!/^[0-9]{1,5}$/.test(ttl) || Number(ttl) < 1 || Number(ttl) > MAX_TTL_S)
+      fail(`--ttl must be an integer from 1 to ${MAX_TTL_S} (the service refuses longer-lived tickets)`);
     expiresAt = Math.floor(Date.now() / 1000) + Number(ttl);
   }
   process.stdout.write(`${await makeTicket({ profile: values.profile, expiresAt, sub: values.sub }, secret)}\n`);

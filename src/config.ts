@@ -91,10 +91,13 @@ export function getConfig(env: AppEnv): Config {
       const { TICKET_SECRET: ticket, TURNSTILE_SECRET_KEY: turnstile } = parsed.data;
       for (const p of profiles) {
         const missing =
-          p.humanCheck === 'ticket' && !ticket ? 'TICKET_SECRET'
-          : p.humanCheck === 'turnstile' && !turnstile ? 'TURNSTILE_SECRET_KEY'
-          : p.humanCheck === 'either' && !ticket && !turnstile ? 'TICKET_SECRET or TURNSTILE_SECRET_KEY'
-          : null;
+          p.humanCheck === 'ticket' && !ticket
+            ? 'TICKET_SECRET'
+            : p.humanCheck === 'turnstile' && !turnstile
+              ? 'TURNSTILE_SECRET_KEY'
+              : p.humanCheck === 'either' && !ticket && !turnstile
+                ? 'TICKET_SECRET or TURNSTILE_SECRET_KEY'
+                : null;
         if (missing) issues.push(`PROFILES.${p.name}.humanCheck: needs ${missing} to be set`);
       }
     }

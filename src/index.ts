@@ -17,9 +17,7 @@ app.use('/v1/*', corsFromConfig());
 app.route('/v1/runs', runs);
 app.route('/v1/agents', agents);
 
-app.notFound((c) =>
-  errorResponse(c, new ApiError('not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)),
-);
+app.notFound((c) => errorResponse(c, new ApiError('not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)));
 app.onError((err, c) => errorResponse(c, err));
 
 export default app satisfies ExportedHandler<AppEnv>;

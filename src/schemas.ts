@@ -90,10 +90,9 @@ export const AppendEventBody = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('done'), state: z.enum(['completed', 'failed', 'cancelled']) }),
 ]);
 
-export const AppendBody = z.array(AppendEventBody).check(
-  z.minLength(1, 'send at least one event'),
-  z.maxLength(MAX_APPEND_EVENTS, `at most ${MAX_APPEND_EVENTS} events an append`),
-);
+export const AppendBody = z
+  .array(AppendEventBody)
+  .check(z.minLength(1, 'send at least one event'), z.maxLength(MAX_APPEND_EVENTS, `at most ${MAX_APPEND_EVENTS} events an append`));
 export type AppendBody = z.infer<typeof AppendBody>;
 
 /**

@@ -31,7 +31,11 @@ export interface MessagesStreamOptions {
  * assembled, then one `result`. A stream that ends without `message_stop`
  * is incomplete, and fails the run.
  */
-export async function* readMessagesStream(body: ReadableStream<Uint8Array>, signal: AbortSignal, opts: MessagesStreamOptions): AsyncGenerator<AgentEvent> {
+export async function* readMessagesStream(
+  body: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+  opts: MessagesStreamOptions,
+): AsyncGenerator<AgentEvent> {
   const answer = new ChatAnswer();
   const message = new MessageEvents(answer, opts.secret);
   // Ends the read on the run's abort, and also when our consumer stops

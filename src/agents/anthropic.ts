@@ -148,7 +148,11 @@ async function requestMessage(url: URL, key: string, body: unknown, signal: Abor
   if (!res.body || !/^\s*text\/event-stream/i.test(res.headers.get('Content-Type') ?? '')) {
     // Asked for a stream, got something else (a web page, a proxy's JSON): asking again gets the same.
     await res.body?.cancel().catch(() => {});
-    throw new AgentError('upstream_malformed', `${ANTHROPIC_PROVIDER} did not answer with an event stream (check ANTHROPIC_BASE_URL)`, false);
+    throw new AgentError(
+      'upstream_malformed',
+      `${ANTHROPIC_PROVIDER} did not answer with an event stream (check ANTHROPIC_BASE_URL)`,
+      false,
+    );
   }
   return res;
 }

@@ -11,15 +11,7 @@ import { relayAgent } from './relay/relay';
 import type { Agent } from './types';
 import { workersAiAgent } from './workers-ai';
 
-const AGENTS: readonly Agent<any, any>[] = [
-  demoAgent,
-  openaiAgent,
-  workersAiAgent,
-  anthropicAgent,
-  echoAgent,
-  externalAgent,
-  relayAgent,
-];
+const AGENTS: readonly Agent<any, any>[] = [demoAgent, openaiAgent, workersAiAgent, anthropicAgent, echoAgent, externalAgent, relayAgent];
 
 const BY_NAME: ReadonlyMap<string, Agent<any, any>> = new Map(AGENTS.map((agent) => [agent.name, agent]));
 

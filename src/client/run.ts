@@ -493,7 +493,10 @@ function randomId(): string {
 
 /** base64url without padding: 32 bytes make 43 characters of [A-Za-z0-9_-]. */
 function base64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  return btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')
+    .replace(/=+$/, '');
 }
 
 /** The service's error from an answer, or the status alone when the body is not ours or never comes. */

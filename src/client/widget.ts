@@ -254,7 +254,9 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
   };
   const announce = (message: string) => (el.live.textContent = message);
   const save = () => {
-    const list: SavedTurn[] = turns.filter((t) => t.token).map(({ question, requestId, token }) => ({ question, requestId: requestId!, token: token! }));
+    const list: SavedTurn[] = turns
+      .filter((t) => t.token)
+      .map(({ question, requestId, token }) => ({ question, requestId: requestId!, token: token! }));
     try {
       sessionStorage.setItem(turnsKey, JSON.stringify(list));
     } catch {
@@ -357,7 +359,10 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
       // A run the server no longer has (expired, or never ours) is dropped quietly.
       if (r.error?.code === 'run_not_found') return drop(t);
       const e = r.error;
-      const message = e?.code === 'human_check_failed' ? `This site needs to confirm you are human: ${e.message}.` : `${e?.message ?? 'Connection lost'}.`;
+      const message =
+        e?.code === 'human_check_failed'
+          ? `This site needs to confirm you are human: ${e.message}.`
+          : `${e?.message ?? 'Connection lost'}.`;
       showError(t, message);
       if (t === turns.at(-1)) announce(message);
     });

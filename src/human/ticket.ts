@@ -85,7 +85,8 @@ const Payload = z.strictObject({
 export async function signTicket(claims: TicketClaims, secret: string): Promise<string> {
   assertSecret(secret);
   if (!PROFILE_NAME.test(claims.profile)) throw new TypeError('profile must match ^[A-Za-z0-9._-]{1,64}$');
-  if (!Number.isSafeInteger(claims.expiresAt) || claims.expiresAt <= 0) throw new TypeError('expiresAt must be unix seconds (a positive integer)');
+  if (!Number.isSafeInteger(claims.expiresAt) || claims.expiresAt <= 0)
+    throw new TypeError('expiresAt must be unix seconds (a positive integer)');
   if (claims.sub !== undefined && !TICKET_SUB.test(claims.sub)) throw new TypeError('sub must match ^[A-Za-z0-9._:@-]{1,128}$');
   const json: { p: string; exp: number; sub?: string } = { p: claims.profile, exp: claims.expiresAt };
   if (claims.sub !== undefined) json.sub = claims.sub;

@@ -15,9 +15,7 @@ const warned = new Set<string>();
 export function warnMissingBinding(binding: string, unprotected: string): void {
   if (warned.has(binding)) return;
   warned.add(binding);
-  console.warn(
-    `binding ${binding} is missing: this deployment is NOT limiting ${unprotected}; add it to wrangler.toml (see README)`,
-  );
+  console.warn(`binding ${binding} is missing: this deployment is NOT limiting ${unprotected}; add it to wrangler.toml (see README)`);
 }
 
 /** For tests: forget which warnings were given, so each test sees its own. */

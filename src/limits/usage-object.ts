@@ -14,9 +14,7 @@ import { DurableObject } from 'cloudflare:workers';
 import type { AppEnv } from '../env';
 
 /** The answer to a start: admitted, or refused with what the client should be told. */
-export type Admission =
-  | { ok: true }
-  | { ok: false; code: 'rate_limited' | 'quota_exceeded'; message: string; retryAfterS: number };
+export type Admission = { ok: true } | { ok: false; code: 'rate_limited' | 'quota_exceeded'; message: string; retryAfterS: number };
 
 /** Whose counters an object keeps: only the wording of refusals depends on it. */
 export type UsageScope = 'client' | 'deployment';
@@ -155,9 +153,9 @@ export class UsageObject extends DurableObject<AppEnv> {
     if (!this.#tablesExist()) return;
     const sql = this.#sql();
     this.#prune(Date.now());
-    const left = sql.exec<{ n: number }>(
-      'SELECT (SELECT count(*) FROM lease) + (SELECT count(*) FROM usage) + (SELECT count(*) FROM released) AS n',
-    ).one().n;
+    const left = sql
+      .exec<{ n: number }>('SELECT (SELECT count(*) FROM lease) + (SELECT count(*) FROM usage) + (SELECT count(*) FROM released) AS n')
+      .one().n;
     if (left > 0) {
       await this.#scheduleAlarm();
       return;
@@ -189,9 +187,7 @@ export class UsageObject extends DurableObject<AppEnv> {
 
   #tablesExist(): boolean {
     if (this.#ready) return true;
-    return (
-      this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lease'").toArray().length > 0
-    );
+    return this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lease'").toArray().length > 0;
   }
 
   /** Forget expired leases and every day before today's. */

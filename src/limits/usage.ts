@@ -52,13 +52,7 @@ export function clientCounter(clientKey: string): string {
  * @param runId the run's requestId
  * @param leaseUntil epoch ms: the run's deadline, when its slot frees itself
  */
-export async function admitRun(
-  env: AppEnv,
-  limits: UsageLimits,
-  clientKey: string,
-  runId: string,
-  leaseUntil: number,
-): Promise<Admission> {
+export async function admitRun(env: AppEnv, limits: UsageLimits, clientKey: string, runId: string, leaseUntil: number): Promise<Admission> {
   const ns = usageNamespace(env);
   if (!ns) return { ok: true };
   const client = counter(ns, clientCounter(clientKey));
@@ -84,10 +78,7 @@ export async function admitRun(
   const admitted = (r: PromiseSettledResult<Admission>) => r.status === 'fulfilled' && r.value.ok;
   if (admitted(mine) && admitted(all)) return { ok: true };
   const none = { runId, tokens: 0, rows: 0 };
-  await Promise.all([
-    admitted(mine) ? releaseAt(client, none) : undefined,
-    admitted(all) ? releaseAt(deployment, none) : undefined,
-  ]);
+  await Promise.all([admitted(mine) ? releaseAt(client, none) : undefined, admitted(all) ? releaseAt(deployment, none) : undefined]);
   for (const r of [mine, all]) if (r.status === 'fulfilled' && !r.value.ok) return r.value;
   throw mine.status === 'rejected' ? mine.reason : (all as PromiseRejectedResult).reason;
 }
@@ -101,10 +92,7 @@ export async function releaseRun(env: AppEnv, clientKey: string, runId: string, 
   const ns = usageNamespace(env);
   if (!ns) return;
   const req = { runId, tokens: usage.tokens, rows: usage.rows };
-  await Promise.all([
-    releaseAt(counter(ns, clientCounter(clientKey)), req),
-    releaseAt(counter(ns, DEPLOYMENT_COUNTER), req),
-  ]);
+  await Promise.all([releaseAt(counter(ns, clientCounter(clientKey)), req), releaseAt(counter(ns, DEPLOYMENT_COUNTER), req)]);
 }
 
 /**
@@ -127,8 +115,9 @@ export function tokensFromUsage(usage: unknown): number | null {
   const u = usage as Record<string, unknown>;
   const total = tokenCount(u.total_tokens);
   if (total !== null) return total;
-  return sumOf(tokenCount(u.prompt_tokens), tokenCount(u.completion_tokens)) ??
-    sumOf(tokenCount(u.input_tokens), tokenCount(u.output_tokens));
+  return (
+    sumOf(tokenCount(u.prompt_tokens), tokenCount(u.completion_tokens)) ?? sumOf(tokenCount(u.input_tokens), tokenCount(u.output_tokens))
+  );
 }
 
 // ---- helpers --------------------------------------------------------------

@@ -43,7 +43,12 @@ export async function checkHuman(evidence: HumanEvidence, profile: string, confi
     reasons.push(verdict.reason);
   }
   if (reasons.length === 0) {
-    const needed = check === 'ticket' ? 'a start ticket (`ticket`)' : check === 'turnstile' ? 'a Turnstile token (`turnstileToken`)' : 'a start ticket (`ticket`) or a Turnstile token (`turnstileToken`)';
+    const needed =
+      check === 'ticket'
+        ? 'a start ticket (`ticket`)'
+        : check === 'turnstile'
+          ? 'a Turnstile token (`turnstileToken`)'
+          : 'a start ticket (`ticket`) or a Turnstile token (`turnstileToken`)';
     return { ok: false, reason: `agent "${profile}" needs ${needed} in the request body` };
   }
   return { ok: false, reason: reasons.join('; ') };

@@ -86,7 +86,9 @@ export function builtinProfiles(): Profile[] {
     // The model agents: the deployment's model, a capped output, nothing else open to anonymous callers.
     ...[...MODEL_AGENTS].flatMap((name) => {
       const agent = getAgent(name);
-      return agent ? [{ ...base, name, agent: name, description: agent.description, clientOptions: [], maxOutputTokens: BUILTIN_MAX_OUTPUT_TOKENS }] : [];
+      return agent
+        ? [{ ...base, name, agent: name, description: agent.description, clientOptions: [], maxOutputTokens: BUILTIN_MAX_OUTPUT_TOKENS }]
+        : [];
     }),
   ];
 }
@@ -134,7 +136,10 @@ export function parseProfiles(raw: string | undefined, maxRunSeconds: number): {
     if (!fixed.success) {
       for (const i of fixed.error.issues) {
         const [first, ...rest] = i.path.map(String);
-        const key = first !== undefined && first in defaults && !(first in p.options) ? [asOptions[first as keyof typeof asOptions]] : ['options', first ?? ''];
+        const key =
+          first !== undefined && first in defaults && !(first in p.options)
+            ? [asOptions[first as keyof typeof asOptions]]
+            : ['options', first ?? ''];
         issues.push(`${[where, ...key, ...rest].filter(Boolean).join('.')}: ${i.message}`);
       }
     }

@@ -35,13 +35,17 @@ export function resolveRun(profile: Profile, req: Requested, trusted: boolean): 
   }
   if (!trusted && !profile.allowSystemMessages) {
     req.messages.forEach((m, i) => {
-      if (m.role === 'system') issues.push({ path: ['messages', i, 'role'], message: `agent "${profile.name}" does not accept system messages` });
+      if (m.role === 'system')
+        issues.push({ path: ['messages', i, 'role'], message: `agent "${profile.name}" does not accept system messages` });
     });
   }
   if (profile.maxInputChars !== undefined) {
     const chars = req.messages.reduce((n, m) => n + m.content.length, req.query.length);
     if (chars > profile.maxInputChars) {
-      issues.push({ path: ['query'], message: `the query and messages are ${chars} characters; agent "${profile.name}" takes at most ${profile.maxInputChars}` });
+      issues.push({
+        path: ['query'],
+        message: `the query and messages are ${chars} characters; agent "${profile.name}" takes at most ${profile.maxInputChars}`,
+      });
     }
   }
   if (issues.length) throw new ApiError('invalid_request', describeIssues(issues), issues);

@@ -173,7 +173,10 @@ runs.post(
   bodyLimit({
     maxSize: MAX_APPEND_BODY_BYTES,
     onError: () => {
-      throw new ApiError('payload_too_large', `the request body is larger than ${MAX_APPEND_BODY_BYTES} bytes; send fewer events an append`);
+      throw new ApiError(
+        'payload_too_large',
+        `the request body is larger than ${MAX_APPEND_BODY_BYTES} bytes; send fewer events an append`,
+      );
     },
   }),
   async (c) => {
@@ -258,7 +261,8 @@ function producerOf(c: AppContext): { producer: ProducerPosition | null; issues:
   const number = (name: string) => {
     const raw = c.req.header(name);
     const value = parseProducerNumber(raw);
-    if (value === null) issues.push({ path: [name], message: raw === undefined ? 'Required' : 'must be a decimal integer 0..9007199254740991' });
+    if (value === null)
+      issues.push({ path: [name], message: raw === undefined ? 'Required' : 'must be a decimal integer 0..9007199254740991' });
     return value;
   };
   const epoch = number(PRODUCER_HEADERS.epoch);
@@ -299,7 +303,8 @@ function appendAnswer(c: AppContext, producer: ProducerPosition, outcome: Append
         { currentEpoch: outcome.currentEpoch },
       );
     case 'gap': {
-      const why = outcome.expectedSeq === 0 ? 'a new producer or epoch starts at 0' : `the last one acknowledged is ${outcome.expectedSeq - 1}`;
+      const why =
+        outcome.expectedSeq === 0 ? 'a new producer or epoch starts at 0' : `the last one acknowledged is ${outcome.expectedSeq - 1}`;
       throw new ApiError(
         'producer_seq_gap',
         `Producer-Seq ${outcome.receivedSeq} is not the next of producer "${producer.id}" in epoch ${producer.epoch}: send ${outcome.expectedSeq} (${why})`,
@@ -349,7 +354,9 @@ async function readStart(
     throw new ApiError('unauthorized', `agent "${profile.name}" needs an API key${why}: send Authorization: Bearer <key>`);
   }
   if (!profile) {
-    const known = usableProfiles(c.env, config, caller.apiKey).map((p) => p.name).join(', ');
+    const known = usableProfiles(c.env, config, caller.apiKey)
+      .map((p) => p.name)
+      .join(', ');
     const name = body.agent ?? '';
     const shown = JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
     throw new ApiError('unknown_agent', `no agent named ${shown}; available here: ${known}`);
@@ -371,7 +378,13 @@ async function readStart(
   let attachOnly: string | undefined;
   if (profile.humanCheck && !caller.apiKey) {
     const verdict = await checkHuman(
-      { check: profile.humanCheck, ticket: body.ticket, turnstileToken: body.turnstileToken, remoteIp: c.req.header('CF-Connecting-IP'), requestId },
+      {
+        check: profile.humanCheck,
+        ticket: body.ticket,
+        turnstileToken: body.turnstileToken,
+        remoteIp: c.req.header('CF-Connecting-IP'),
+        requestId,
+      },
       profile.name,
       config,
     );
@@ -450,7 +463,10 @@ function runId(c: AppContext): string {
  * run (no token, or one TOKEN_SECRET's HMAC says is not this run's) is
  * answered here, without waking the run's object.
  */
-async function runAccess(c: AppContext, requestId: string): Promise<{ stub: ReturnType<typeof runStub>; caller: Caller; client: string | null }> {
+async function runAccess(
+  c: AppContext,
+  requestId: string,
+): Promise<{ stub: ReturnType<typeof runStub>; caller: Caller; client: string | null }> {
   const config = getConfig(c.env);
   const caller = await callerOf(c, config, true);
   const client = caller.apiKey ? null : clientKey(c.req.header('CF-Connecting-IP'));

@@ -333,8 +333,7 @@ export class EventLog {
   }
 
   #insertRow(firstSeq: number, lastSeq: number, frames: string): number {
-    return this.#sql.exec('INSERT INTO events (first_seq, last_seq, frames) VALUES (?, ?, ?)', firstSeq, lastSeq, frames)
-      .rowsWritten;
+    return this.#sql.exec('INSERT INTO events (first_seq, last_seq, frames) VALUES (?, ?, ?)', firstSeq, lastSeq, frames).rowsWritten;
   }
 
   /** Store one frame in parts of at most MAX_ROW_BYTES each; returns rows written. */

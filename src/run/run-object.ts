@@ -182,7 +182,10 @@ export class RunObject extends DurableObject<AppEnv> {
       if (caller.token !== undefined && (await this.#authorized({ ...caller, apiKey: false }))) {
         return { kind: 'attached', token: caller.token, status: this.#status() };
       }
-      const bySecret = checks.startSecret !== undefined && this.#meta.startSecret !== null && (await matchesHash(checks.startSecret, this.#meta.startSecret));
+      const bySecret =
+        checks.startSecret !== undefined &&
+        this.#meta.startSecret !== null &&
+        (await matchesHash(checks.startSecret, this.#meta.startSecret));
       if (caller.apiKey || bySecret) return { kind: 'attached', token: await this.#addToken(checks.newToken), status: this.#status() };
       return { kind: 'exists' };
     }
@@ -194,7 +197,8 @@ export class RunObject extends DurableObject<AppEnv> {
     const deadlineAt = now + (input.maxRunSeconds ?? this.#config.MAX_RUN_SECONDS) * 1000;
     if (checks.usage) {
       const admission = await admitRun(this.env, checks.usage.limits, checks.usage.client, input.requestId, deadlineAt);
-      if (!admission.ok) return { kind: 'refused', refusal: { code: admission.code, message: admission.message, retryAfterS: admission.retryAfterS } };
+      if (!admission.ok)
+        return { kind: 'refused', refusal: { code: admission.code, message: admission.message, retryAfterS: admission.retryAfterS } };
     }
     const token = checks.newToken;
     const meta: RunMeta = {
@@ -367,9 +371,7 @@ export class RunObject extends DurableObject<AppEnv> {
    * never started (or whose run was deleted) must not leave storage behind.
    */
   #load(): void {
-    const exists = this.ctx.storage.sql
-      .exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'run'")
-      .toArray().length > 0;
+    const exists = this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'run'").toArray().length > 0;
     this.#meta = exists ? this.#readMeta() : null;
     this.#log = this.#meta ? this.#openLog() : null;
   }
@@ -392,7 +394,9 @@ export class RunObject extends DurableObject<AppEnv> {
   }
 
   #storedCursor(): { cursor: string; seq: number } | null {
-    const row = this.ctx.storage.sql.exec<{ cursor?: string | null; cursor_seq?: number | null }>('SELECT * FROM run WHERE id = 1').toArray()[0];
+    const row = this.ctx.storage.sql
+      .exec<{ cursor?: string | null; cursor_seq?: number | null }>('SELECT * FROM run WHERE id = 1')
+      .toArray()[0];
     return row?.cursor != null && row.cursor_seq != null ? { cursor: row.cursor, seq: row.cursor_seq } : null;
   }
 
@@ -460,14 +464,20 @@ export class RunObject extends DurableObject<AppEnv> {
    */
   #leaseEndsAt(): number {
     const row = this.ctx.storage.sql
-      .exec<{ acked: number | null; created: number }>('SELECT (SELECT max(acked_at) FROM producers) AS acked, created_at AS created FROM run WHERE id = 1')
+      .exec<{ acked: number | null; created: number }>(
+        'SELECT (SELECT max(acked_at) FROM producers) AS acked, created_at AS created FROM run WHERE id = 1',
+      )
       .one();
     return (row.acked ?? row.created) + leaseMs(this.#meta!.input);
   }
 
   #leaseError(): RunError {
     const seconds = leaseMs(this.#meta!.input) / 1000;
-    return { code: 'producer_timeout', message: `no events were appended for ${seconds} s (the profile's leaseSeconds); start the run again`, retryable: true };
+    return {
+      code: 'producer_timeout',
+      message: `no events were appended for ${seconds} s (the profile's leaseSeconds); start the run again`,
+      retryable: true,
+    };
   }
 
   #readMeta(): RunMeta | null {
@@ -671,7 +681,8 @@ export class RunObject extends DurableObject<AppEnv> {
     const tokens =
       meta.input.agent === 'demo'
         ? 0
-        : (this.#reportedTokens ?? estimateTokens(meta.input.messages.reduce((n, m) => n + m.content.length, meta.input.query.length) + this.#outputChars));
+        : (this.#reportedTokens ??
+          estimateTokens(meta.input.messages.reduce((n, m) => n + m.content.length, meta.input.query.length) + this.#outputChars));
     void releaseRun(this.env, meta.client, meta.requestId, { tokens, rows });
   }
 

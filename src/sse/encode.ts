@@ -14,9 +14,7 @@ const FIELD_SAFE = /^[^\r\n]*$/;
 
 /** JSON that is guaranteed to be a single line. */
 export function singleLineJson(value: unknown): string {
-  return JSON.stringify(value).replace(LINE_SEPARATORS, (ch) =>
-    ch === '\u2028' ? '\\u2028' : '\\u2029',
-  );
+  return JSON.stringify(value).replace(LINE_SEPARATORS, (ch) => (ch === '\u2028' ? '\\u2028' : '\\u2029'));
 }
 
 /**

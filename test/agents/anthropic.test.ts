@@ -1,6 +1,12 @@
 // The anthropic agent against a local server speaking the Messages streaming wire format.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ANTHROPIC_DEFAULT_MAX_TOKENS, ANTHROPIC_DEFAULT_MODEL, anthropicAgent, conversation, messagesUrl } from '../../src/agents/anthropic';
+import {
+  ANTHROPIC_DEFAULT_MAX_TOKENS,
+  ANTHROPIC_DEFAULT_MODEL,
+  anthropicAgent,
+  conversation,
+  messagesUrl,
+} from '../../src/agents/anthropic';
 import { AgentError } from '../../src/agents/types';
 import type { AgentEvent } from '../../src/events';
 import { PLAIN_TEXT, startFakeAnthropic, type FakeAnthropic } from '../support/fake-anthropic';
@@ -43,7 +49,8 @@ async function untilFailure(options: Record<string, unknown>, extraEnv: Record<s
   }
   throw new Error('expected the run to fail');
 }
-const failure = async (options: Record<string, unknown>, extraEnv: Record<string, string | undefined> = {}) => (await untilFailure(options, extraEnv)).error;
+const failure = async (options: Record<string, unknown>, extraEnv: Record<string, string | undefined> = {}) =>
+  (await untilFailure(options, extraEnv)).error;
 
 agentContractTests('anthropic', () => ({
   agent: anthropicAgent,
@@ -94,12 +101,24 @@ describe('anthropic agent: the request', () => {
   });
 
   it('leaves out empty messages, which the API refuses', () => {
-    expect(conversation([{ role: 'user', content: '' }, { role: 'system', content: '' }, { role: 'user', content: 'q' }])).toEqual({ messages: [{ role: 'user', content: 'q' }] });
+    expect(
+      conversation([
+        { role: 'user', content: '' },
+        { role: 'system', content: '' },
+        { role: 'user', content: 'q' },
+      ]),
+    ).toEqual({ messages: [{ role: 'user', content: 'q' }] });
   });
 
   it('offers client tools in Anthropic’s shape and validates them', async () => {
     const before = fake.requests.length;
-    const tools = [{ name: 'get_weather', description: 'Weather by city', input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } }];
+    const tools = [
+      {
+        name: 'get_weather',
+        description: 'Weather by city',
+        input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+      },
+    ];
     await collect(anthropicAgent, input(anthropicAgent.options.parse({ model: 'tool-use', tools })), env());
     expect(fake.requests[before]!.body.tools).toEqual(tools);
     const bad = (t: unknown) => anthropicAgent.options.safeParse({ tools: [t] }).success;
@@ -131,7 +150,11 @@ describe('anthropic agent: the stream', () => {
       messageId: 'm1',
       text: PLAIN_TEXT,
       // message_start's counters, overridden by message_delta's cumulative ones; only numbers.
-      data: { model: 'plain', finishReason: 'end_turn', usage: { input_tokens: 14, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 16 } },
+      data: {
+        model: 'plain',
+        finishReason: 'end_turn',
+        usage: { input_tokens: 14, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 16 },
+      },
     });
   });
 
@@ -273,10 +296,17 @@ describe('anthropic agent: failures', () => {
     expect(error.message).toBe('the connection to the model broke mid-answer');
   });
 
-  it.each(['html', 'json'])('a 200 that is not an event stream (%s) is upstream_malformed, not retryable, naming ANTHROPIC_BASE_URL', async (model) => {
-    const error = await failure({ model });
-    expect(error).toMatchObject({ code: 'upstream_malformed', retryable: false, message: 'Anthropic did not answer with an event stream (check ANTHROPIC_BASE_URL)' });
-  });
+  it.each(['html', 'json'])(
+    'a 200 that is not an event stream (%s) is upstream_malformed, not retryable, naming ANTHROPIC_BASE_URL',
+    async (model) => {
+      const error = await failure({ model });
+      expect(error).toMatchObject({
+        code: 'upstream_malformed',
+        retryable: false,
+        message: 'Anthropic did not answer with an event stream (check ANTHROPIC_BASE_URL)',
+      });
+    },
+  );
 
   it('fails a stalled stream after the idle timeout', async () => {
     const started = Date.now();
@@ -295,7 +325,10 @@ describe('anthropic agent: failures', () => {
   });
 
   it('fails clearly when the endpoint cannot be reached', async () => {
-    expect(await failure({}, { ANTHROPIC_BASE_URL: 'http://127.0.0.1:1' })).toMatchObject({ code: 'upstream_unreachable', retryable: true });
+    expect(await failure({}, { ANTHROPIC_BASE_URL: 'http://127.0.0.1:1' })).toMatchObject({
+      code: 'upstream_unreachable',
+      retryable: true,
+    });
   });
 
   it('without ANTHROPIC_API_KEY: not configured (the start is 400 agent_not_configured), and a run fails the same way without asking', async () => {
@@ -334,7 +367,20 @@ describe('anthropic agent: cancel and secrets', () => {
       vi.spyOn(console, level).mockImplementation((...args: unknown[]) => void logged.push(args.map(String).join(' '))),
     );
     const seen: string[] = [];
-    const models = ['plain', 'thinking', 'tool-use', 'http-401', 'http-401-echo', 'http-529', 'error-overloaded_error', 'cut', 'malformed', 'no-stop', 'stall', 'no-headers'];
+    const models = [
+      'plain',
+      'thinking',
+      'tool-use',
+      'http-401',
+      'http-401-echo',
+      'http-529',
+      'error-overloaded_error',
+      'cut',
+      'malformed',
+      'no-stop',
+      'stall',
+      'no-headers',
+    ];
     try {
       for (const model of models) {
         try {
@@ -381,7 +427,11 @@ describe('anthropic agent: ANTHROPIC_BASE_URL', () => {
   it('does not follow a redirect, and says to set the final URL', async () => {
     const before = fake.requests.length;
     const error = await failure({}, { ANTHROPIC_BASE_URL: `${fake.url}/redirect` });
-    expect(error).toMatchObject({ code: 'upstream_rejected', retryable: false, message: 'ANTHROPIC_BASE_URL redirects; set the final URL' });
+    expect(error).toMatchObject({
+      code: 'upstream_rejected',
+      retryable: false,
+      message: 'ANTHROPIC_BASE_URL redirects; set the final URL',
+    });
     expect(fake.requests.slice(before).map((r) => r.path)).toEqual(['/redirect/v1/messages']);
   });
 });

@@ -78,7 +78,10 @@ describe(`coalescing window (${COALESCE_MS} ms)`, () => {
   it('a consumer that stops mid-window releases the upstream connection at once', async () => {
     const before = fake.requests.length;
     const started = Date.now();
-    for await (const e of openaiAgent.run(input('paced-5-2000'), new AbortController().signal, { env: { ...env, OPENAI_BASE_URL: fake.baseUrl } as never, skip: 0 })) {
+    for await (const e of openaiAgent.run(input('paced-5-2000'), new AbortController().signal, {
+      env: { ...env, OPENAI_BASE_URL: fake.baseUrl } as never,
+      skip: 0,
+    })) {
       if (e.type === 'delta' && e.text.includes('w5 ')) break;
     }
     const upstream = fake.requests[before]!;

@@ -19,7 +19,9 @@ let fake: FakeOpenAI;
 let server: DevServer;
 beforeAll(async () => {
   fake = await startFakeOpenAI();
-  server = await startDevServer({ vars: { ...BACKEND_VARS, OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: 'sk-test-coalesce', OPENAI_MODEL: 'plain' } });
+  server = await startDevServer({
+    vars: { ...BACKEND_VARS, OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: 'sk-test-coalesce', OPENAI_MODEL: 'plain' },
+  });
 });
 afterAll(async () => {
   await server?.stop();

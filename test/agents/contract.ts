@@ -52,7 +52,11 @@ export function agentContractTests(name: string, setup: () => ContractSetup) {
 
     it('gives the same text for the same input and the same upstream', async () => {
       const { agent, input, env } = setup();
-      const text = async () => (await collect(agent, input, env)).filter((e) => e.type === 'delta').map((e) => (e as { text: string }).text).join('');
+      const text = async () =>
+        (await collect(agent, input, env))
+          .filter((e) => e.type === 'delta')
+          .map((e) => (e as { text: string }).text)
+          .join('');
       expect(await text()).toBe(await text());
     });
 

@@ -20,7 +20,11 @@ afterAll(async () => {
 });
 
 const post = (body: object, headers: Record<string, string> = {}) =>
-  fetch(`${server.url}/v1/runs`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  fetch(`${server.url}/v1/runs`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
 const streamed = (body: object) =>
   readSse(`${server.url}/v1/runs`, {
     method: 'POST',
@@ -79,12 +83,16 @@ describe('the echo example through PROFILES', () => {
     const auth = { Authorization: `Bearer ${token}` };
     let cancelled: Promise<Response> | undefined;
     const started = Date.now();
-    const read = await readSse(`${server.url}/v1/runs/${requestId}/events`, { headers: auth, signal: AbortSignal.timeout(30_000) }, (events) => {
-      if (!cancelled && events.filter((e) => e.event === 'delta').length === 2) {
-        cancelled = fetch(`${server.url}/v1/runs/${requestId}/cancel`, { method: 'POST', headers: auth });
-      }
-      return false;
-    });
+    const read = await readSse(
+      `${server.url}/v1/runs/${requestId}/events`,
+      { headers: auth, signal: AbortSignal.timeout(30_000) },
+      (events) => {
+        if (!cancelled && events.filter((e) => e.event === 'delta').length === 2) {
+          cancelled = fetch(`${server.url}/v1/runs/${requestId}/cancel`, { method: 'POST', headers: auth });
+        }
+        return false;
+      },
+    );
     expect((await cancelled!).status).toBe(202);
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(read.events.some((e) => e.event === 'result')).toBe(false);

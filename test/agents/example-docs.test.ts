@@ -10,13 +10,17 @@ import { ROOT } from '../support/dev-server';
 
 const DOC = readFileSync(join(ROOT, 'docs/agents.md'), 'utf8');
 const SOURCES = ['src/agents/examples/echo.ts', 'src/agents/types.ts', 'src/agents/registry.ts', 'test/agents/example.test.ts'];
-const blocks = (lang: string) => [...DOC.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
+const blocks = (lang: string) => [...DOC.matchAll(new RegExp(`\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``, 'g'))].map((m) => m[1]!);
 
 describe('docs/agents.md', () => {
   it('quotes every TypeScript sample verbatim from the code', () => {
     const sources = SOURCES.map((path) => readFileSync(join(ROOT, path), 'utf8'));
     expect(blocks('ts').length).toBeGreaterThanOrEqual(4);
-    for (const block of blocks('ts')) expect(sources.some((source) => source.includes(block)), block).toBe(true);
+    for (const block of blocks('ts'))
+      expect(
+        sources.some((source) => source.includes(block)),
+        block,
+      ).toBe(true);
   });
 
   it('shows the example agent and the copyable contract test whole', () => {
@@ -29,7 +33,10 @@ describe('docs/agents.md', () => {
     expect(blocks('json')).toHaveLength(1);
     const { profiles, issues } = parseProfiles(blocks('json')[0], 3600);
     expect(issues).toEqual([]);
-    expect(profiles.map((p) => [p.name, p.agent])).toEqual([['echo', 'echo'], ['backwards', 'echo']]);
+    expect(profiles.map((p) => [p.name, p.agent])).toEqual([
+      ['echo', 'echo'],
+      ['backwards', 'echo'],
+    ]);
     expect(profiles[0]!.settings).toEqual({ prefix: 'You said:' });
     const inline = DOC.match(/--var PROFILES:'([^']+)'/)![1];
     expect(parseProfiles(inline, 3600).issues).toEqual([]);

@@ -5,7 +5,12 @@ import { EchoOptions, echoAgent } from '../../src/agents/examples/echo';
 import { AgentError } from '../../src/agents/types';
 import { collect } from './contract';
 
-const input = (query: string, options: Partial<EchoOptions> = {}) => ({ requestId: 'r', query, messages: [], options: EchoOptions.parse({ delayMs: 0, ...options }) });
+const input = (query: string, options: Partial<EchoOptions> = {}) => ({
+  requestId: 'r',
+  query,
+  messages: [],
+  options: EchoOptions.parse({ delayMs: 0, ...options }),
+});
 const textOf = (events: Awaited<ReturnType<typeof collect>>) => events.flatMap((e) => (e.type === 'delta' ? [e.text] : [])).join('');
 
 describe('echo', () => {
@@ -36,7 +41,12 @@ describe('echo', () => {
 
   it("says the profile's prefix first, as its own delta", async () => {
     const events = [];
-    for await (const e of echoAgent.run(input('hi there'), new AbortController().signal, { env: {} as never, skip: 0, settings: { prefix: 'You said:' } })) events.push(e);
+    for await (const e of echoAgent.run(input('hi there'), new AbortController().signal, {
+      env: {} as never,
+      skip: 0,
+      settings: { prefix: 'You said:' },
+    }))
+      events.push(e);
     expect(events.filter((e) => e.type === 'delta').map((e) => (e as { text: string }).text)).toEqual(['You said:', ' hi', ' there']);
     expect(events.at(-1)).toMatchObject({ type: 'result', text: 'You said: hi there', data: { words: 2 } });
   });

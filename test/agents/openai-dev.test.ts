@@ -18,7 +18,13 @@ let shortRuns: DevServer;
 
 beforeAll(async () => {
   fake = await startFakeOpenAI();
-  const vars = { ...BACKEND_VARS, OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: KEY, OPENAI_MODEL: 'plain', OPENAI_IDLE_TIMEOUT_MS: IDLE_MS };
+  const vars = {
+    ...BACKEND_VARS,
+    OPENAI_BASE_URL: fake.baseUrl,
+    OPENAI_API_KEY: KEY,
+    OPENAI_MODEL: 'plain',
+    OPENAI_IDLE_TIMEOUT_MS: IDLE_MS,
+  };
   [server, shortRuns] = await Promise.all([
     startDevServer({ vars }),
     // Runs end at their deadline after 2 s: the deadline must abort the upstream request too.

@@ -32,7 +32,8 @@ const input = (options: Record<string, unknown> = {}, messages: any[] = []) => (
 async function untilFailure(options: Record<string, unknown>, extraEnv: Record<string, string> = {}) {
   const events: AgentEvent[] = [];
   try {
-    for await (const e of openaiAgent.run(input(options), new AbortController().signal, { env: env(extraEnv) as never, skip: 0 })) if (e.type !== 'checkpoint') events.push(e);
+    for await (const e of openaiAgent.run(input(options), new AbortController().signal, { env: env(extraEnv) as never, skip: 0 }))
+      if (e.type !== 'checkpoint') events.push(e);
   } catch (err) {
     expect(err).toBeInstanceOf(AgentError);
     return { events, error: err as AgentError, text: textOf(events) };
@@ -86,7 +87,10 @@ describe('openai agent', () => {
 
   it('maps content deltas to delta events and finish_reason and usage to the result', async () => {
     const events = await collect(openaiAgent, input(), env());
-    const text = events.filter((e) => e.type === 'delta').map((e: any) => e.text).join('');
+    const text = events
+      .filter((e) => e.type === 'delta')
+      .map((e: any) => e.text)
+      .join('');
     expect(text).toBe(PLAIN_TEXT);
     const result = events.at(-1) as Extract<AgentEvent, { type: 'result' }>;
     expect(result).toMatchObject({ type: 'result', text: PLAIN_TEXT });
@@ -177,7 +181,16 @@ describe('openai agent', () => {
 
   it('offers client-defined tools to the model and validates them', async () => {
     const before = fake.requests.length;
-    const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather by city', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+    const tools = [
+      {
+        type: 'function',
+        function: {
+          name: 'get_weather',
+          description: 'Weather by city',
+          parameters: { type: 'object', properties: { city: { type: 'string' } } },
+        },
+      },
+    ];
     const parsed = openaiAgent.options.parse({ model: 'tool-calls', tools });
     await collect(openaiAgent, input(parsed), env());
     expect(fake.requests[before]!.body.tools).toEqual(tools);
@@ -226,7 +239,20 @@ describe('openai agent', () => {
     );
     const seen: string[] = [];
     try {
-      for (const model of ['plain', 'tool-calls', 'http-401', 'http-500', 'cut', 'malformed', 'no-done', 'error-chunk', 'stall', 'no-headers', 'http-401-echo', 'http-401-keycode']) {
+      for (const model of [
+        'plain',
+        'tool-calls',
+        'http-401',
+        'http-500',
+        'cut',
+        'malformed',
+        'no-done',
+        'error-chunk',
+        'stall',
+        'no-headers',
+        'http-401-echo',
+        'http-401-keycode',
+      ]) {
         try {
           seen.push(JSON.stringify(await collect(openaiAgent, input({ model }), env({ OPENAI_IDLE_TIMEOUT_MS: '200' }))));
         } catch (err) {
@@ -316,7 +342,12 @@ describe('openai agent: reasoning and refusals', () => {
       type: 'result',
       messageId: 'm1',
       text: '',
-      data: { model: 'refusal', finishReason: 'stop', usage: { prompt_tokens: 20, completion_tokens: 8, total_tokens: 28 }, refusal: "I'm sorry, I can't help with that." },
+      data: {
+        model: 'refusal',
+        finishReason: 'stop',
+        usage: { prompt_tokens: 20, completion_tokens: 8, total_tokens: 28 },
+        refusal: "I'm sorry, I can't help with that.",
+      },
     });
   });
 });
@@ -381,7 +412,10 @@ describe('openai agent: upstream error codes', () => {
     const echo = await failure({ model: 'http-401-echo' });
     expect(echo.message).toBe('the model endpoint refused the credentials (HTTP 401: invalid_api_key); check the API key');
     const keycode = await failure({ model: 'http-401-keycode' });
-    expect(keycode).toMatchObject({ code: 'upstream_auth', message: 'the model endpoint refused the credentials (HTTP 401); check the API key' });
+    expect(keycode).toMatchObject({
+      code: 'upstream_auth',
+      message: 'the model endpoint refused the credentials (HTTP 401); check the API key',
+    });
     // The key really was in the bodies (a key matching the code pattern, too).
     expect(KEY).toMatch(/^[a-z0-9_.-]{1,64}$/);
     expect(JSON.stringify([echo, keycode, echo.message, keycode.message])).not.toContain(KEY);

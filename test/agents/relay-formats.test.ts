@@ -14,7 +14,8 @@ import { relayFixture } from '../support/fake-upstreams';
 function messages(wire: string): UpstreamMessage[] {
   const out: UpstreamMessage[] = [];
   const parser = createParser({
-    onEvent: (e) => out.push({ data: e.data, ...(e.id !== undefined ? { id: e.id } : {}), ...(e.event !== undefined ? { event: e.event } : {}) }),
+    onEvent: (e) =>
+      out.push({ data: e.data, ...(e.id !== undefined ? { id: e.id } : {}), ...(e.event !== undefined ? { event: e.event } : {}) }),
   });
   parser.feed(wire);
   return out;
@@ -52,7 +53,12 @@ describe('relay format genie (Spring SseEmitter AgentResponse)', () => {
     expect(events[0]).toEqual({ type: 'plan', steps: ['检索 SSE 断线重连资料', '对比 WebSocket 与 SSE', '撰写总结'] });
     expect(events[1]).toEqual({ type: 'delta', messageId: 'msg-ans-1', text: '可恢复的流' });
     const result = events.at(-1)!;
-    expect(result).toMatchObject({ type: 'result', messageId: 'msg-ans-1', text: text(events), data: { taskSummary: text(events), agentType: 'react' } });
+    expect(result).toMatchObject({
+      type: 'result',
+      messageId: 'msg-ans-1',
+      text: text(events),
+      data: { taskSummary: text(events), agentType: 'react' },
+    });
   });
 
   it('a stream that completes without its result message is upstream_incomplete', () => {
@@ -63,8 +69,11 @@ describe('relay format genie (Spring SseEmitter AgentResponse)', () => {
   });
 
   it('takes the taskSummary when result is null', () => {
-    const wire = 'data:{"messageId":"x","messageType":"result","isFinal":true,"result":null,"resultMap":{"taskSummary":"done","agentType":"plan_solve"}}\n\n';
-    expect(map('genie', wire).events).toEqual([{ type: 'result', messageId: 'x', text: 'done', data: { taskSummary: 'done', agentType: 'plan_solve' } }]);
+    const wire =
+      'data:{"messageId":"x","messageType":"result","isFinal":true,"result":null,"resultMap":{"taskSummary":"done","agentType":"plan_solve"}}\n\n';
+    expect(map('genie', wire).events).toEqual([
+      { type: 'result', messageId: 'x', text: 'done', data: { taskSummary: 'done', agentType: 'plan_solve' } },
+    ]);
   });
 
   it('a message that is not JSON (other than heartbeat) is upstream_malformed', () => {
@@ -79,8 +88,18 @@ describe('relay format deepsearch (sse-starlette, CRLF)', () => {
     expect(final).toBe(true);
     expect(types(events)).toEqual(['status', 'status', 'status', 'tool', 'delta', 'delta', 'delta', 'delta', 'result']);
     expect(events[0]).toEqual({ type: 'status', status: 'query_decomposition', message: '正在分解查询...' });
-    expect(events[3]).toMatchObject({ type: 'tool', name: 'search', phase: 'result', output: { query: ['SSE Last-Event-ID', 'SSE 重连 机制'] } });
-    expect(events.at(-1)).toMatchObject({ type: 'result', messageId: 'm1', text: text(events), data: { searchResult: { docs: expect.any(Array) } } });
+    expect(events[3]).toMatchObject({
+      type: 'tool',
+      name: 'search',
+      phase: 'result',
+      output: { query: ['SSE Last-Event-ID', 'SSE 重连 机制'] },
+    });
+    expect(events.at(-1)).toMatchObject({
+      type: 'result',
+      messageId: 'm1',
+      text: text(events),
+      data: { searchResult: { docs: expect.any(Array) } },
+    });
     expect(text(events)).toBe('浏览器的 EventSource 断线后自动重连，并发送 Last-Event-ID；服务端从该 id 之后补发。');
   });
 
@@ -159,8 +178,12 @@ describe('relay format ai-sdk (UI message stream)', () => {
     first.read({ data: '{"type":"text-delta","id":"0","delta":"Hello "}' });
     const state = JSON.parse(JSON.stringify(first.state!()));
     const second = FORMATS['ai-sdk'].create(settingsFor('ai-sdk'), state);
-    expect(second.read({ data: '{"type":"text-delta","id":"0","delta":"world"}' }).events).toEqual([{ type: 'delta', messageId: 'msg-1', text: 'world' }]);
-    expect(second.read({ data: '{"type":"finish"}' }).events).toEqual([{ type: 'result', messageId: 'msg-1', text: 'Hello world', data: { finishReason: null } }]);
+    expect(second.read({ data: '{"type":"text-delta","id":"0","delta":"world"}' }).events).toEqual([
+      { type: 'delta', messageId: 'msg-1', text: 'world' },
+    ]);
+    expect(second.read({ data: '{"type":"finish"}' }).events).toEqual([
+      { type: 'result', messageId: 'msg-1', text: 'Hello world', data: { finishReason: null } },
+    ]);
   });
 });
 
@@ -184,7 +207,7 @@ describe('relay format edgestream (this contract)', () => {
   });
 
   it('a stream that ends without done is upstream_incomplete', () => {
-    const wire = relayFixture('edgestream-plain').replace(/id: 12\n[^]*$/, '');
+    const wire = relayFixture('edgestream-plain').replace(/id: 12\n[\s\S]*$/, '');
     expect(map('edgestream', wire).error?.code).toBe('upstream_incomplete');
   });
 

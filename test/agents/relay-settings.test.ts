@@ -10,7 +10,13 @@ describe('relay settings in PROFILES', () => {
   it('fills in the defaults: POST, no headers, resume on', () => {
     const { profiles, issues } = parse({ url: 'http://127.0.0.1:8080/AutoAgent', format: 'genie' });
     expect(issues).toEqual([]);
-    expect(profiles[0]!.settings).toEqual({ url: 'http://127.0.0.1:8080/AutoAgent', method: 'POST', headers: {}, format: 'genie', resume: true });
+    expect(profiles[0]!.settings).toEqual({
+      url: 'http://127.0.0.1:8080/AutoAgent',
+      method: 'POST',
+      headers: {},
+      format: 'genie',
+      resume: true,
+    });
   });
 
   it('keeps headers with secret references (never a value), a body template, GET and an idle timeout', () => {
@@ -33,11 +39,23 @@ describe('relay settings in PROFILES', () => {
     [{ url: 'http://a.test/x' }, 'PROFILES.r.format: is required: one of edgestream, ai-sdk, genie, deepsearch, text, json'],
     [{ url: 'http://a.test/x', format: 'sse' }, 'PROFILES.r.format: is required: one of'],
     [{ url: 'http://a.test/x', format: 'text', method: 'PUT' }, 'PROFILES.r.method: must be "POST" or "GET"'],
-    [{ url: 'http://a.test/x', format: 'text', headers: { 'Bad Header': 'x' } }, 'PROFILES.r.headers.Bad Header: is not a valid header name'],
-    [{ url: 'http://a.test/x', format: 'text', headers: { 'Last-Event-ID': '1' } }, 'PROFILES.r.headers.Last-Event-ID: is set by the relay itself'],
-    [{ url: 'http://a.test/x', format: 'text', headers: { Authorization: 'secret:' } }, 'PROFILES.r.headers.Authorization: "secret:NAME" needs a variable name'],
+    [
+      { url: 'http://a.test/x', format: 'text', headers: { 'Bad Header': 'x' } },
+      'PROFILES.r.headers.Bad Header: is not a valid header name',
+    ],
+    [
+      { url: 'http://a.test/x', format: 'text', headers: { 'Last-Event-ID': '1' } },
+      'PROFILES.r.headers.Last-Event-ID: is set by the relay itself',
+    ],
+    [
+      { url: 'http://a.test/x', format: 'text', headers: { Authorization: 'secret:' } },
+      'PROFILES.r.headers.Authorization: "secret:NAME" needs a variable name',
+    ],
     [{ url: 'http://a.test/x', format: 'text', headers: { X: 'a\nb' } }, 'PROFILES.r.headers.X: must be one line'],
-    [{ url: 'http://a.test/x', format: 'text', headers: { Authorization: 'Bearer sk-live' } }, 'PROFILES.r.headers.Authorization: carries credentials: use "secret:NAME"'],
+    [
+      { url: 'http://a.test/x', format: 'text', headers: { Authorization: 'Bearer sk-live' } },
+      'PROFILES.r.headers.Authorization: carries credentials: use "secret:NAME"',
+    ],
     [{ url: 'http://a.test/x', format: 'text', headers: { X: 5 } }, 'PROFILES.r.headers.X: header values are strings'],
     [{ url: 'http://a.test/x', format: 'text', body: { q: '{{question}}' } }, 'PROFILES.r.body.q: unknown placeholder {{question}}'],
     [{ url: 'http://a.test/x', format: 'text', body: { m: ['ctx: {{messages}}'] } }, 'PROFILES.r.body.m.0: {{messages}} is an array'],
@@ -51,12 +69,17 @@ describe('relay settings in PROFILES', () => {
     [{ url: 'http://a.test/x', format: 'text', model: 'gpt' }, 'PROFILES.r.model: the relay agent has no model'],
   ])('%j is refused: %s', (relay, message) => {
     const { issues } = parse(relay);
-    expect(issues.some((i) => i.startsWith(message)), issues.join('\n')).toBe(true);
+    expect(
+      issues.some((i) => i.startsWith(message)),
+      issues.join('\n'),
+    ).toBe(true);
   });
 
   it('reports every mistake at once', () => {
     const { issues } = parse({ url: 'nope', format: 'x', method: 'PUT' });
-    expect(issues.map((i) => i.split(':')[0])).toEqual(expect.arrayContaining(['PROFILES.r.url', 'PROFILES.r.format', 'PROFILES.r.method']));
+    expect(issues.map((i) => i.split(':')[0])).toEqual(
+      expect.arrayContaining(['PROFILES.r.url', 'PROFILES.r.format', 'PROFILES.r.method']),
+    );
   });
 
   it('leaves no option open to clients', () => {

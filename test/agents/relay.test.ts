@@ -35,9 +35,17 @@ interface Outcome {
   error?: AgentError;
 }
 
-async function run(s: RelaySettings, opts: { resumeCursor?: string; skip?: number; env?: object; signal?: AbortSignal } = {}): Promise<Outcome> {
+async function run(
+  s: RelaySettings,
+  opts: { resumeCursor?: string; skip?: number; env?: object; signal?: AbortSignal } = {},
+): Promise<Outcome> {
   const out: Outcome = { events: [], checkpoints: [], at: [] };
-  const ctx = { env: (opts.env ?? env) as never, skip: opts.skip ?? 0, settings: s, ...(opts.resumeCursor ? { resumeCursor: opts.resumeCursor } : {}) };
+  const ctx = {
+    env: (opts.env ?? env) as never,
+    skip: opts.skip ?? 0,
+    settings: s,
+    ...(opts.resumeCursor ? { resumeCursor: opts.resumeCursor } : {}),
+  };
   try {
     for await (const e of relayAgent.run(input(), opts.signal ?? new AbortController().signal, ctx)) {
       if (e.type === 'checkpoint') {
@@ -82,14 +90,28 @@ describe('relay request', () => {
     expect(req.headers.authorization).toBe(SECRET);
     expect(req.headers['x-tenant']).toBe('docs');
     expect(req.lastEventId).toBeUndefined();
-    expect(req.body).toEqual({ query: 'How do resumable streams work?', requestId: 'run-relay-1', messages: [{ role: 'user', content: 'earlier' }] });
+    expect(req.body).toEqual({
+      query: 'How do resumable streams work?',
+      requestId: 'run-relay-1',
+      messages: [{ role: 'user', content: 'earlier' }],
+    });
   });
 
   it('fills a body template of the service, as the Java and Python services expect it', async () => {
-    await run(settings('/f/genie-plain', 'genie', { body: { requestId: '{{requestId}}', query: '{{query}}', agentType: 5, isStream: true } }));
+    await run(
+      settings('/f/genie-plain', 'genie', { body: { requestId: '{{requestId}}', query: '{{query}}', agentType: 5, isStream: true } }),
+    );
     expect(lastRequest().body).toEqual({ requestId: 'run-relay-1', query: 'How do resumable streams work?', agentType: 5, isStream: true });
-    await run(settings('/f/deepsearch-plain', 'deepsearch', { body: { request_id: '{{requestId}}', query: 'Q: {{query}}', history: '{{messages}}' } }));
-    expect(lastRequest().body).toEqual({ request_id: 'run-relay-1', query: 'Q: How do resumable streams work?', history: [{ role: 'user', content: 'earlier' }] });
+    await run(
+      settings('/f/deepsearch-plain', 'deepsearch', {
+        body: { request_id: '{{requestId}}', query: 'Q: {{query}}', history: '{{messages}}' },
+      }),
+    );
+    expect(lastRequest().body).toEqual({
+      request_id: 'run-relay-1',
+      query: 'Q: How do resumable streams work?',
+      history: [{ role: 'user', content: 'earlier' }],
+    });
   });
 
   it('GET sends no body', async () => {
@@ -110,7 +132,8 @@ describe('relay request', () => {
   it('settings that do not parse are agent_misconfigured', async () => {
     const out: AgentEvent[] = [];
     await expect(async () => {
-      for await (const e of relayAgent.run(input(), new AbortController().signal, { env: env as never, skip: 0 })) if (e.type !== 'checkpoint') out.push(e);
+      for await (const e of relayAgent.run(input(), new AbortController().signal, { env: env as never, skip: 0 }))
+        if (e.type !== 'checkpoint') out.push(e);
     }).rejects.toMatchObject({ code: 'agent_misconfigured' });
   });
 });
@@ -170,7 +193,9 @@ describe('relay upstream failures: honest codes, no secret in them', () => {
 
   it('RELAY_IDLE_TIMEOUT_MS sets the idle timeout; a profile idleTimeoutMs wins', async () => {
     const started = Date.now();
-    expect((await run(settings('/f/genie-plain?stall=2', 'genie'), { env: { RELAY_IDLE_TIMEOUT_MS: '200' } })).error?.code).toBe('upstream_timeout');
+    expect((await run(settings('/f/genie-plain?stall=2', 'genie'), { env: { RELAY_IDLE_TIMEOUT_MS: '200' } })).error?.code).toBe(
+      'upstream_timeout',
+    );
     expect(Date.now() - started).toBeLessThan(3_000);
     const slowBeats = settings('/gen/genie?n=10&gap=150', 'genie', { idleTimeoutMs: 1000 });
     expect((await run(slowBeats, { env: { RELAY_IDLE_TIMEOUT_MS: '50' } })).error).toBeUndefined();
@@ -180,7 +205,11 @@ describe('relay upstream failures: honest codes, no secret in them', () => {
     const abort = new AbortController();
     const events: AgentEvent[] = [];
     const before = fake.requests.length;
-    for await (const e of relayAgent.run(input(), abort.signal, { env: env as never, skip: 0, settings: settings('/gen/genie?n=2000&gap=5', 'genie') })) {
+    for await (const e of relayAgent.run(input(), abort.signal, {
+      env: env as never,
+      skip: 0,
+      settings: settings('/gen/genie?n=2000&gap=5', 'genie'),
+    })) {
       if (e.type === 'checkpoint') continue;
       events.push(e);
       if (events.length === 5) abort.abort();

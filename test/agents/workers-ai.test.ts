@@ -37,7 +37,12 @@ function fakeAi(frames: string[], gapMs = 0) {
   };
 }
 
-const input = (options = {}) => ({ requestId: 'r', query: 'Hello?', messages: [{ role: 'system' as const, content: 'Be kind.' }], options });
+const input = (options = {}) => ({
+  requestId: 'r',
+  query: 'Hello?',
+  messages: [{ role: 'system' as const, content: 'Be kind.' }],
+  options,
+});
 
 // The shared agent contract, with the stand-in binding (fresh streams per call).
 agentContractTests('workers-ai (stand-in binding)', () => {
@@ -54,17 +59,35 @@ describe('workers-ai agent', () => {
   it('streams the binding’s `response` tokens as deltas and usage into the result', async () => {
     const { AI, calls } = fakeAi(legacy(['Hi', ' there', '!']));
     const events = await collect(workersAiAgent, input({ temperature: 0.3 }), { AI });
-    expect(events.filter((e) => e.type === 'delta').map((e: any) => e.text).join('')).toBe('Hi there!');
-    expect(events.at(-1)).toMatchObject({ type: 'result', text: 'Hi there!', data: { model: WORKERS_AI_DEFAULT_MODEL, usage: { completion_tokens: 3 } } });
+    expect(
+      events
+        .filter((e) => e.type === 'delta')
+        .map((e: any) => e.text)
+        .join(''),
+    ).toBe('Hi there!');
+    expect(events.at(-1)).toMatchObject({
+      type: 'result',
+      text: 'Hi there!',
+      data: { model: WORKERS_AI_DEFAULT_MODEL, usage: { completion_tokens: 3 } },
+    });
     expect(calls[0]).toMatchObject({
       model: WORKERS_AI_DEFAULT_MODEL,
-      inputs: { stream: true, temperature: 0.3, messages: [{ role: 'system', content: 'Be kind.' }, { role: 'user', content: 'Hello?' }] },
+      inputs: {
+        stream: true,
+        temperature: 0.3,
+        messages: [
+          { role: 'system', content: 'Be kind.' },
+          { role: 'user', content: 'Hello?' },
+        ],
+      },
     });
     expect(calls[0]!.options.signal).toBeInstanceOf(AbortSignal);
   });
 
   it('reads OpenAI-style chunks from newer models too, and takes the model from config or options', async () => {
-    const frames = ['Bon', 'jour'].map((w) => `data: ${JSON.stringify({ choices: [{ delta: { content: w } }] })}\n\n`).concat('data: [DONE]\n\n');
+    const frames = ['Bon', 'jour']
+      .map((w) => `data: ${JSON.stringify({ choices: [{ delta: { content: w } }] })}\n\n`)
+      .concat('data: [DONE]\n\n');
     const { AI, calls } = fakeAi(frames);
     const events = await collect(workersAiAgent, input(), { AI, WORKERS_AI_MODEL: '@cf/openai/gpt-oss-20b' });
     expect((events.at(-1) as any).text).toBe('Bonjour');
@@ -77,7 +100,10 @@ describe('workers-ai agent', () => {
     // Newer models put an empty `response` beside `choices`.
     const frames = ['Bon', 'jour']
       .map((w) => `data: ${JSON.stringify({ response: '', choices: [{ index: 0, delta: { content: w }, finish_reason: null }] })}\n\n`)
-      .concat(`data: ${JSON.stringify({ response: '', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`, 'data: [DONE]\n\n');
+      .concat(
+        `data: ${JSON.stringify({ response: '', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`,
+        'data: [DONE]\n\n',
+      );
     const events = await collect(workersAiAgent, input(), fakeAi(frames));
     expect(events.at(-1)).toMatchObject({ type: 'result', text: 'Bonjour', data: { finishReason: 'stop' } });
   });
@@ -93,19 +119,33 @@ describe('workers-ai agent', () => {
     ];
     const events = await collect(workersAiAgent, input(), fakeAi(frames));
     expect(events.filter((e) => e.type === 'status').map((e: any) => e.status)).toEqual(['generating', 'thinking', 'generating']);
-    expect(events.filter((e) => e.type === 'delta').map((e: any) => e.text).join('')).toBe('Hello!');
+    expect(
+      events
+        .filter((e) => e.type === 'delta')
+        .map((e: any) => e.text)
+        .join(''),
+    ).toBe('Hello!');
     expect(events.at(-1)).toMatchObject({ type: 'result', text: 'Hello!', data: { reasoning: 'Hmm, a greeting.' } });
   });
 
   it('fails with upstream_error on an error object inside the stream, keeping the text before it', async () => {
-    const frames = [...legacy(['Hi', ' there']).slice(0, 2), `data: ${JSON.stringify({ error: { code: 'capacity_exceeded', message: 'internal details' } })}\n\n`];
+    const frames = [
+      ...legacy(['Hi', ' there']).slice(0, 2),
+      `data: ${JSON.stringify({ error: { code: 'capacity_exceeded', message: 'internal details' } })}\n\n`,
+    ];
     const events: any[] = [];
     const err = await (async () => {
-      for await (const e of workersAiAgent.run(input(), new AbortController().signal, { env: fakeAi(frames) as never, skip: 0 })) events.push(e);
+      for await (const e of workersAiAgent.run(input(), new AbortController().signal, { env: fakeAi(frames) as never, skip: 0 }))
+        events.push(e);
     })().catch((e) => e);
     expect(err).toBeInstanceOf(AgentError);
     expect(err).toMatchObject({ code: 'upstream_error', message: 'Workers AI reported an error mid-stream (capacity_exceeded)' });
-    expect(events.filter((e) => e.type === 'delta').map((e) => e.text).join('')).toBe('Hi there');
+    expect(
+      events
+        .filter((e) => e.type === 'delta')
+        .map((e) => e.text)
+        .join(''),
+    ).toBe('Hi there');
   });
 
   it('fails honestly on a stream without [DONE] or with a malformed chunk', async () => {
@@ -145,7 +185,9 @@ describe('workers-ai agent', () => {
     let lateCancelled = false;
     const late = new ReadableStream({ cancel: () => void (lateCancelled = true) });
     const slow = { run: () => new Promise((r) => setTimeout(() => r(late), 400)) };
-    expect(await collect(workersAiAgent, input(), { AI: slow, WORKERS_AI_IDLE_TIMEOUT_MS: '100' }).catch((e) => e)).toMatchObject({ code: 'upstream_timeout' });
+    expect(await collect(workersAiAgent, input(), { AI: slow, WORKERS_AI_IDLE_TIMEOUT_MS: '100' }).catch((e) => e)).toMatchObject({
+      code: 'upstream_timeout',
+    });
     await new Promise((r) => setTimeout(r, 500));
     expect(lateCancelled).toBe(true);
     expect(Date.now() - started).toBeLessThan(5_000);

@@ -120,7 +120,8 @@ export async function installFakeTurnstile(page: Page, mint: () => string): Prom
   const api: FakeTurnstileApi = {
     loads: [],
     minted: [],
-    calls: () => page.evaluate(() => (window as unknown as { __fakeTurnstile: Awaited<ReturnType<FakeTurnstileApi['calls']>> }).__fakeTurnstile),
+    calls: () =>
+      page.evaluate(() => (window as unknown as { __fakeTurnstile: Awaited<ReturnType<FakeTurnstileApi['calls']>> }).__fakeTurnstile),
   };
   await page.exposeFunction('__fakeTurnstileMint', () => {
     const token = mint();

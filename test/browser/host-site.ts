@@ -61,9 +61,15 @@ export async function startHostSite(
     if (req.url === '/edgestream-ticket' && ticket) {
       let body = '';
       for await (const chunk of req) body += chunk;
-      const seen: TicketEndpoint['requests'][number] = { method: req.method ?? '', cookie: req.headers.cookie, contentType: req.headers['content-type'], body };
+      const seen: TicketEndpoint['requests'][number] = {
+        method: req.method ?? '',
+        cookie: req.headers.cookie,
+        contentType: req.headers['content-type'],
+        body,
+      };
       ticket.requests.push(seen);
-      const send = (status: number, json: object) => res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(json));
+      const send = (status: number, json: object) =>
+        res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(json));
       if (req.method !== 'POST') return send(405, { error: 'POST only' });
       if (ticket.mode === 'fail') return send(503, { error: 'ticket service down' });
       // A real backend vouches only for a visitor it knows: here, one with a session cookie.
@@ -82,7 +88,9 @@ export async function startHostSite(
     }
     if (req.url === '/react') {
       res.writeHead(200, { 'Content-Type': 'text/html' });
-      res.end(`<!doctype html><title>react</title><div id="root"></div><script>window.ENDPOINT=${JSON.stringify(endpoint)}</script><script src="/react.js"></script>`);
+      res.end(
+        `<!doctype html><title>react</title><div id="root"></div><script>window.ENDPOINT=${JSON.stringify(endpoint)}</script><script src="/react.js"></script>`,
+      );
     } else if (req.url === '/react.js') {
       res.writeHead(200, { 'Content-Type': 'text/javascript' });
       res.end(reactJs);

@@ -61,10 +61,14 @@ async function ask(page: Page, question: string) {
 
 /** The newest turn's answer once its run has ended. */
 async function finalAnswer(page: Page) {
-  await page.waitForFunction(() => {
-    const answer = document.querySelector('edgestream-widget')?.shadowRoot?.querySelector('.turn:last-child .answer');
-    return answer?.getAttribute('data-streaming') === 'false' && answer.textContent!.length > 0;
-  }, undefined, { timeout: 60_000 });
+  await page.waitForFunction(
+    () => {
+      const answer = document.querySelector('edgestream-widget')?.shadowRoot?.querySelector('.turn:last-child .answer');
+      return answer?.getAttribute('data-streaming') === 'false' && answer.textContent!.length > 0;
+    },
+    undefined,
+    { timeout: 60_000 },
+  );
   return (await last(page, '.answer').textContent()) ?? '';
 }
 
@@ -90,7 +94,9 @@ describe('widget on a Turnstile profile', () => {
     // the site key came from /v1/agents; api.js loaded explicitly; the widget sits in the host's light DOM
     expect(api.loads).toEqual(['https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit']);
     const calls = await api.calls();
-    expect(calls.renders).toEqual([{ sitekey: SITE_KEY, theme: 'light', appearance: 'interaction-only', container: 'widget host (light DOM)' }]);
+    expect(calls.renders).toEqual([
+      { sitekey: SITE_KEY, theme: 'light', appearance: 'interaction-only', container: 'widget host (light DOM)' },
+    ]);
     expect(await page.locator('edgestream-widget > [slot="turnstile"] input[name="cf-turnstile-response"]').count()).toBe(1);
     expect(bodies).toHaveLength(1);
     const first = bodies[0]!.turnstileToken;
@@ -125,7 +131,9 @@ describe('widget on a Turnstile profile', () => {
     page.on('request', (r) => isPost(r) && posts.push(r.postDataJSON()));
     await page.goto(site.url);
     await ask(page, 'turnstile fails first');
-    await expect.poll(() => last(page, '.error span').textContent(), { timeout: 20_000 }).toBe('This site could not confirm you are human (Turnstile error 300030).');
+    await expect
+      .poll(() => last(page, '.error span').textContent(), { timeout: 20_000 })
+      .toBe('This site could not confirm you are human (Turnstile error 300030).');
     expect(posts).toEqual([]); // no evidence, no start
     expect(await w(page, 'button[type="submit"]').isDisabled()).toBe(false);
     await page.evaluate(() => delete (window as { __fakeTurnstileFail?: string }).__fakeTurnstileFail);
@@ -202,11 +210,15 @@ describe('widget on a ticket profile (data-ticket-url)', () => {
     page.on('request', (r) => isPost(r) && posts.push(r.url()));
     await page.goto(`${site.url}${ticketPage}`);
     await ask(page, 'ticket endpoint down');
-    await expect.poll(() => last(page, '.error span').textContent(), { timeout: 20_000 }).toBe('This site could not confirm you are human (HTTP 503).');
+    await expect
+      .poll(() => last(page, '.error span').textContent(), { timeout: 20_000 })
+      .toBe('This site could not confirm you are human (HTTP 503).');
     expect(await w(page, '.conn').textContent()).toBe('Idle');
     expect(posts).toEqual([]);
     await last(page, '.retry').click(); // still down
-    await expect.poll(() => site.ticket!.requests.filter((r) => r.ticket === undefined).length, { timeout: 20_000 }).toBeGreaterThanOrEqual(2);
+    await expect
+      .poll(() => site.ticket!.requests.filter((r) => r.ticket === undefined).length, { timeout: 20_000 })
+      .toBeGreaterThanOrEqual(2);
     await expect.poll(() => last(page, '.error').isVisible()).toBe(true);
     site.ticket!.mode = 'ok';
     await last(page, '.retry').click();
@@ -245,7 +257,9 @@ describe('widget on a ticket profile (data-ticket-url)', () => {
     page.on('request', (r) => isPost(r) && posts.push(r.url()));
     await page.goto(`${site.url}${ticketPage}`);
     await ask(page, 'who are you');
-    await expect.poll(() => last(page, '.error span').textContent(), { timeout: 20_000 }).toBe('This site could not confirm you are human (HTTP 401).');
+    await expect
+      .poll(() => last(page, '.error span').textContent(), { timeout: 20_000 })
+      .toBe('This site could not confirm you are human (HTTP 401).');
     expect(posts).toEqual([]);
     await page.close();
   });

@@ -15,15 +15,25 @@ function Chat({ id, hookKey, options = SLOW }: { id: string; hookKey?: string; o
   renders.current++;
   return (
     <div id={id}>
-      <button className="start" onClick={() => run.start(`react hook question ${id}`)}>Start</button>
-      <button className="cancel" onClick={() => void run.cancel().catch(() => {})}>Cancel</button>
-      <button className="disconnect" onClick={() => run.disconnect()}>Disconnect</button>
+      <button type="button" className="start" onClick={() => run.start(`react hook question ${id}`)}>
+        Start
+      </button>
+      <button type="button" className="cancel" onClick={() => void run.cancel().catch(() => {})}>
+        Cancel
+      </button>
+      <button type="button" className="disconnect" onClick={() => run.disconnect()}>
+        Disconnect
+      </button>
       <p className="state">{run.state}</p>
       <p className="run-state">{run.runState ?? ''}</p>
       <p className="status">{run.status?.status ?? ''}</p>
       <p className="events">{run.events.length}</p>
       <p className="renders">{renders.current}</p>
-      <ol className="plan">{run.plan.map((s) => <li key={s}>{s}</li>)}</ol>
+      <ol className="plan">
+        {run.plan.map((s) => (
+          <li key={s}>{s}</li>
+        ))}
+      </ol>
       <p className="text">{run.text}</p>
     </div>
   );
@@ -33,7 +43,9 @@ function App() {
   const [shown, setShown] = useState(true);
   return (
     <>
-      <button id="toggle" onClick={() => setShown((s) => !s)}>{shown ? 'Unmount' : 'Mount'}</button>
+      <button type="button" id="toggle" onClick={() => setShown((s) => !s)}>
+        {shown ? 'Unmount' : 'Mount'}
+      </button>
       {shown && <Chat id="a" />}
       {shown && <Chat id="b" hookKey="b" />}
       {shown && <Chat id="fast" hookKey="fast" options={{ tokens: 3000, delayMs: 0 }} />}

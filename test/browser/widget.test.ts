@@ -76,7 +76,8 @@ async function finalAnswer(page: Page, timeout = 90_000) {
 
 async function waitForText(page: Page, minLength: number) {
   await page.waitForFunction(
-    (n) => (document.querySelector('edgestream-widget')?.shadowRoot?.querySelector('.turn:last-child .answer')?.textContent?.length ?? 0) >= n,
+    (n) =>
+      (document.querySelector('edgestream-widget')?.shadowRoot?.querySelector('.turn:last-child .answer')?.textContent?.length ?? 0) >= n,
     minLength,
     { timeout: 30_000 },
   );
@@ -137,7 +138,9 @@ describe('widget embedded on another origin', () => {
     // every turn stays on screen with its own question, plan, answer and state
     expect(await w(page, '.turn').count()).toBe(3);
     expect(await w(page, '.question').allTextContents()).toEqual(['first question', 'second question', 'third question']);
-    expect(await w(page, '.answer').allTextContents()).toEqual(['first question', 'second question', 'third question'].map((q) => demoText(q, QUICK)));
+    expect(await w(page, '.answer').allTextContents()).toEqual(
+      ['first question', 'second question', 'third question'].map((q) => demoText(q, QUICK)),
+    );
     expect(await w(page, '.plan').count()).toBe(3);
     expect(bodies.map((b) => b.query)).toEqual(['first question', 'second question', 'third question']);
     expect(bodies[0]!.messages ?? []).toEqual([]);
@@ -194,7 +197,9 @@ describe('widget embedded on another origin', () => {
       sessionStorage.setItem(key, JSON.stringify([{ question: 'gone', requestId: 'web_gone', token: 'nope' }, ...list]));
     }, server.url);
     await page.reload();
-    await expect.poll(() => w(page, '.answer').allTextContents(), { timeout: 20_000 }).toEqual([demoText('one', QUICK), demoText('two', QUICK)]);
+    await expect
+      .poll(() => w(page, '.answer').allTextContents(), { timeout: 20_000 })
+      .toEqual([demoText('one', QUICK), demoText('two', QUICK)]);
     expect(await w(page, '.question').allTextContents()).toEqual(['one', 'two']);
     expect(await w(page, '.error').first().isHidden()).toBe(true);
     await expect.poll(() => w(page, '.conn').textContent()).toBe('Completed');
@@ -224,7 +229,9 @@ describe('widget embedded on another origin', () => {
     await ask(page, 'abandon me');
     await waitForText(page, 40);
     const oldId = await page.evaluate((e) => JSON.parse(sessionStorage.getItem(`edgestream-widget:${e}`)!).requestId, server.url);
-    await page.evaluate(() => document.addEventListener('edgestream:event', (e) => ((window as any).__events ??= []).push((e as CustomEvent).detail.requestId)));
+    await page.evaluate(() =>
+      document.addEventListener('edgestream:event', (e) => ((window as any).__events ??= []).push((e as CustomEvent).detail.requestId)),
+    );
     // Hold the next start for a while so the new run stays in 'connecting'.
     await page.route(`${server.url}/v1/runs`, async (route) => {
       await new Promise((r) => setTimeout(r, 2_000));
@@ -293,7 +300,12 @@ describe('widget embedded on another origin', () => {
     await ask(page, 'keep going');
     await finalAnswer(page);
     await page.route('**/v1/runs/*/events', (route) =>
-      route.fulfill({ status: 503, headers: { 'Access-Control-Allow-Origin': '*' }, contentType: 'application/json', body: '{"error":{"code":"internal","message":"down"}}' }),
+      route.fulfill({
+        status: 503,
+        headers: { 'Access-Control-Allow-Origin': '*' },
+        contentType: 'application/json',
+        body: '{"error":{"code":"internal","message":"down"}}',
+      }),
     );
     await page.reload(); // the replay cannot connect: retries run out
     await expect.poll(() => last(page, '.error span').textContent(), { timeout: 30_000 }).toMatch(/gave up after/);

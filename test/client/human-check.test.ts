@@ -18,7 +18,12 @@ const TOKEN = '0.fake-turnstile-token';
 
 function memoryStorage() {
   const store = new Map<string, string>();
-  return { store, getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => void store.set(k, v), removeItem: (k: string) => void store.delete(k) };
+  return {
+    store,
+    getItem: (k: string) => store.get(k) ?? null,
+    setItem: (k: string, v: string) => void store.set(k, v),
+    removeItem: (k: string) => void store.delete(k),
+  };
 }
 
 async function follow(total: number, script: Step[], extra: Partial<ConstructorParameters<typeof AgentRun>[0]> = {}) {
@@ -31,7 +36,10 @@ async function follow(total: number, script: Step[], extra: Partial<ConstructorP
 
 describe('client and the human check', () => {
   it('sends ticket and turnstileToken in the start body, and the same ones in a retried POST', async () => {
-    const { run, events, requests } = await follow(10, [{ status: 503 }, { answer: 'reset' }, {}], { ticket: TICKET, turnstileToken: TOKEN });
+    const { run, events, requests } = await follow(10, [{ status: 503 }, { answer: 'reset' }, {}], {
+      ticket: TICKET,
+      turnstileToken: TOKEN,
+    });
     expect(run.runState).toBe('completed');
     expect(events.map((e) => e.seq)).toEqual(range(1, 10));
     expect(requests.map((r) => r.method)).toEqual(['POST', 'POST', 'POST']);

@@ -24,7 +24,12 @@ describe('client library against wrangler dev', () => {
     const events: RunEvent[] = [];
     for await (const e of run) events.push(e);
     expect(events.map((e) => e.seq)).toEqual(range(1, demoEventCount(50)));
-    expect(events.filter((e) => e.type === 'delta').map((e) => (e as { text: string }).text).join('')).toBe(demoText('client live', options));
+    expect(
+      events
+        .filter((e) => e.type === 'delta')
+        .map((e) => (e as { text: string }).text)
+        .join(''),
+    ).toBe(demoText('client live', options));
     expect(run.runState).toBe('completed');
     expect(run.state).toBe('closed');
   });
@@ -137,7 +142,12 @@ async function startFirstAnswerCutter(targetPort: number): Promise<{ url: string
 describe('startSecret against wrangler dev (needs server support)', () => {
   it('a repeated POST with the same requestId and startSecret, without the token, attaches to the run', async () => {
     const options = { tokens: 30, delayMs: 5 };
-    const body = JSON.stringify({ query: 'secret attach', options, requestId: 'live-secret-1', startSecret: 'live-start-secret-0123456789abcdef' });
+    const body = JSON.stringify({
+      query: 'secret attach',
+      options,
+      requestId: 'live-secret-1',
+      startSecret: 'live-start-secret-0123456789abcdef',
+    });
     const post = (extra: Record<string, string> = {}, payload = body) =>
       fetch(`${server.url}/v1/runs`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...extra }, body: payload });
 

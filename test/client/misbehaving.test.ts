@@ -33,7 +33,10 @@ async function follow(total: number, script: Step[], extra: Partial<ConstructorP
 
 describe('client against a misbehaving server', () => {
   it('resumes through repeated cuts with Last-Event-ID, never re-POSTing, exactly once in order', async () => {
-    const { run, events, requests, states } = await follow(60, Array.from({ length: 20 }, () => ({ send: 7, then: 'cut' as const })));
+    const { run, events, requests, states } = await follow(
+      60,
+      Array.from({ length: 20 }, () => ({ send: 7, then: 'cut' as const })),
+    );
     expect(events.map((e) => e.seq)).toEqual(range(1, 60));
     expect(run.runState).toBe('completed');
     expect(run.state).toBe('closed');
@@ -77,7 +80,10 @@ describe('client against a misbehaving server', () => {
   });
 
   it('stops with an error on 404 and other 4xx, without retrying', async () => {
-    const { run, requests } = await follow(10, [{ send: 3, then: 'cut' }, { status: 404, code: 'run_not_found' }]);
+    const { run, requests } = await follow(10, [
+      { send: 3, then: 'cut' },
+      { status: 404, code: 'run_not_found' },
+    ]);
     expect(run.state).toBe('error');
     expect(run.error).toMatchObject({ code: 'run_not_found', status: 404 });
     expect(requests).toHaveLength(2);
@@ -94,7 +100,11 @@ describe('client against a misbehaving server', () => {
 
   it('persists the handle while running and clears it at done', async () => {
     const store = new Map<string, string>();
-    const storage = { getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => void store.set(k, v), removeItem: (k: string) => void store.delete(k) };
+    const storage = {
+      getItem: (k: string) => store.get(k) ?? null,
+      setItem: (k: string, v: string) => void store.set(k, v),
+      removeItem: (k: string) => void store.delete(k),
+    };
     const seen: (string | undefined)[] = [];
     const { run } = await follow(12, [{ send: 4, then: 'cut' }, {}], {
       persistKey: 'k',
@@ -149,9 +159,13 @@ describe('client: starts, failures and misuse', () => {
   });
 
   it('backs off when a gap repeats at the same place, and gives up in the end', async () => {
-    const { run, events, requests } = await follow(20, Array.from({ length: 30 }, () => ({ malformedSeq: 2 })), {
-      backoff: { initialMs: 40, maxMs: 40, maxAttempts: 3, resetAfterMs: 10_000 },
-    });
+    const { run, events, requests } = await follow(
+      20,
+      Array.from({ length: 30 }, () => ({ malformedSeq: 2 })),
+      {
+        backoff: { initialMs: 40, maxMs: 40, maxAttempts: 3, resetAfterMs: 10_000 },
+      },
+    );
     expect(events.map((e) => e.seq)).toEqual([1]); // seq 2 never arrives readable
     expect(run.state).toBe('error');
     expect(run.error!.code).toBe('retries_exhausted');
@@ -179,7 +193,8 @@ describe('client: starts, failures and misuse', () => {
     };
     const logged: unknown[] = [];
     const consoles = { ...console };
-    for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) console[level] = (...args: unknown[]) => void logged.push(...args);
+    for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const)
+      console[level] = (...args: unknown[]) => void logged.push(...args);
     let result: Awaited<ReturnType<typeof follow>>;
     try {
       // The first POST reaches the server, which closes the connection before any byte of its answer.
@@ -253,7 +268,11 @@ describe('client: starts, failures and misuse', () => {
 
   it('saves the position and clears it at done with neither callbacks nor an iterator', async () => {
     const store = new Map<string, string>();
-    const storage = { getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => void store.set(k, v), removeItem: (k: string) => void store.delete(k) };
+    const storage = {
+      getItem: (k: string) => store.get(k) ?? null,
+      setItem: (k: string, v: string) => void store.set(k, v),
+      removeItem: (k: string) => void store.delete(k),
+    };
     server = await startScriptedServer(12, [{ send: 5, then: 'cut' }, {}]);
     const run = new AgentRun({ endpoint: server.url, query: 'q', persistKey: 'bare', storage, backoff: FAST, heartbeatMs: 100 });
     const saved: number[] = [];
@@ -328,7 +347,10 @@ describe('client: the async iterator', () => {
   });
 
   it('throws the client error instead of ending as if the run were done', async () => {
-    server = await startScriptedServer(10, [{ send: 3, then: 'cut' }, { status: 404, code: 'run_not_found' }]);
+    server = await startScriptedServer(10, [
+      { send: 3, then: 'cut' },
+      { status: 404, code: 'run_not_found' },
+    ]);
     const run = new AgentRun({ endpoint: server.url, query: 'q', backoff: FAST, heartbeatMs: 100 });
     const seqs: number[] = [];
     await expect(
@@ -341,7 +363,11 @@ describe('client: the async iterator', () => {
 
   it('persists the position the consumer reached, not the one the network reached', async () => {
     const store = new Map<string, string>();
-    const storage = { getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => void store.set(k, v), removeItem: (k: string) => void store.delete(k) };
+    const storage = {
+      getItem: (k: string) => store.get(k) ?? null,
+      setItem: (k: string, v: string) => void store.set(k, v),
+      removeItem: (k: string) => void store.delete(k),
+    };
     server = await startScriptedServer(200, []);
     const run = new AgentRun({ endpoint: server.url, query: 'q', persistKey: 'p', storage, highWaterMark: 16 });
     let checked = false;

@@ -40,7 +40,10 @@ describe('anthropic agent through wrangler dev', () => {
     expect(textOf(resumed)).toBe(textOf(whole.events));
     expect(textOf(whole.events)).toBe(Array.from({ length: 150 }, (_, i) => `w${i} `).join(''));
     expect(whole.events[1]!.data).toMatchObject({ type: 'status', status: 'generating', message: 'Asking slow-150' });
-    expect(whole.events.at(-2)!.data).toMatchObject({ type: 'result', data: { finishReason: 'end_turn', usage: { input_tokens: 14, output_tokens: 16 } } });
+    expect(whole.events.at(-2)!.data).toMatchObject({
+      type: 'result',
+      data: { finishReason: 'end_turn', usage: { input_tokens: 14, output_tokens: 16 } },
+    });
     expect(whole.events.at(-1)!.data).toMatchObject({ type: 'done', state: 'completed' });
   });
 
@@ -49,7 +52,10 @@ describe('anthropic agent through wrangler dev', () => {
     const res = await startAsBackend(keyed.url, { agent: 'anthropic', query: 'long', options: { model: 'slow-2000' } });
     const run = (await res.json()) as { requestId: string; token: string };
     await readSse(eventsUrl(keyed.url, run), {}, (evs) => evs.some((e) => e.event === 'delta'));
-    const cancel = await fetch(`${keyed.url}/v1/runs/${run.requestId}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${run.token}` } });
+    const cancel = await fetch(`${keyed.url}/v1/runs/${run.requestId}/cancel`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${run.token}` },
+    });
     expect(cancel.status).toBe(202);
     const upstream = fake.requests[before]!;
     expect(upstream.body.model).toBe('slow-2000');
@@ -59,11 +65,24 @@ describe('anthropic agent through wrangler dev', () => {
   });
 
   it('a thinking model and tool calls arrive as status, tool and result events', async () => {
-    const thinking = await readSse(eventsUrl(keyed.url, (await (await startAsBackend(keyed.url, { agent: 'anthropic', query: 'q', options: { model: 'thinking' } })).json()) as any));
+    const thinking = await readSse(
+      eventsUrl(
+        keyed.url,
+        (await (await startAsBackend(keyed.url, { agent: 'anthropic', query: 'q', options: { model: 'thinking' } })).json()) as any,
+      ),
+    );
     expect(thinking.events.filter((e) => e.event === 'status').map((e) => e.data.status)).toEqual(['generating', 'thinking', 'generating']);
     expect(textOf(thinking.events)).toBe('A log you can replay.');
-    expect(thinking.events.at(-2)!.data).toMatchObject({ type: 'result', data: { reasoning: 'The user asks about resumable streams. Keep it short.' } });
-    const tools = await readSse(eventsUrl(keyed.url, (await (await startAsBackend(keyed.url, { agent: 'anthropic', query: 'q', options: { model: 'tool-use' } })).json()) as any));
+    expect(thinking.events.at(-2)!.data).toMatchObject({
+      type: 'result',
+      data: { reasoning: 'The user asks about resumable streams. Keep it short.' },
+    });
+    const tools = await readSse(
+      eventsUrl(
+        keyed.url,
+        (await (await startAsBackend(keyed.url, { agent: 'anthropic', query: 'q', options: { model: 'tool-use' } })).json()) as any,
+      ),
+    );
     expect(tools.events.filter((e) => e.event === 'tool').map((e) => [e.data.name, e.data.input])).toEqual([
       ['get_weather', { city: 'Paris', unit: 'c' }],
       ['get_time', { tz: 'Europe/Paris' }],
@@ -76,7 +95,10 @@ describe('anthropic agent through wrangler dev', () => {
       ['http-401-echo', 'upstream_auth', false],
       ['error-overloaded', 'upstream_unavailable', true],
     ] as const) {
-      const run = (await (await startAsBackend(keyed.url, { agent: 'anthropic', query: 'q', options: { model } })).json()) as { requestId: string; token: string };
+      const run = (await (await startAsBackend(keyed.url, { agent: 'anthropic', query: 'q', options: { model } })).json()) as {
+        requestId: string;
+        token: string;
+      };
       const read = await readSse(eventsUrl(keyed.url, run));
       expect(read.events.slice(-2).map((e) => e.data)).toMatchObject([
         { type: 'error', code, retryable },
@@ -109,7 +131,11 @@ describe('anthropic agent through wrangler dev', () => {
 
   it('an API-key caller may set the model and options of the built-in profile', async () => {
     const before = fake.requests.length;
-    const res = await startAsBackend(keyed.url, { agent: 'anthropic', query: 'q', options: { model: 'pings', temperature: 0.5, maxTokens: 2000 } });
+    const res = await startAsBackend(keyed.url, {
+      agent: 'anthropic',
+      query: 'q',
+      options: { model: 'pings', temperature: 0.5, maxTokens: 2000 },
+    });
     expect(res.status).toBe(201);
     const read = await readSse(eventsUrl(keyed.url, (await res.json()) as any));
     expect(textOf(read.events)).toBe(PLAIN_TEXT);

@@ -20,7 +20,9 @@ let server: DevServer;
 
 beforeAll(async () => {
   fake = await startFakeOpenAI();
-  server = await startDevServer({ vars: { ...BACKEND_VARS, OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: 'sk-test-huge', OPENAI_MODEL: 'plain' } });
+  server = await startDevServer({
+    vars: { ...BACKEND_VARS, OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: 'sk-test-huge', OPENAI_MODEL: 'plain' },
+  });
 });
 afterAll(async () => {
   await server?.stop();
@@ -76,7 +78,11 @@ describe('a multi-megabyte answer', () => {
   it('reaches an EventSource byte for byte, and every stored row stays within the row cap', async () => {
     const sent = hugePieces().join('');
     expect(Buffer.byteLength(sent)).toBeGreaterThanOrEqual(HUGE_TEXT_BYTES);
-    const { requestId, token } = await createRunAsBackend(server.url, { agent: 'openai', query: 'Write a lot.', options: { model: 'huge-3mb' } });
+    const { requestId, token } = await createRunAsBackend(server.url, {
+      agent: 'openai',
+      query: 'Write a lot.',
+      options: { model: 'huge-3mb' },
+    });
     const read = await readWithEventSource(`${server.url}/v1/runs/${requestId}/events?token=${token}`, 100_000);
 
     expect(read.errors).toEqual([]);
@@ -96,7 +102,13 @@ describe('a multi-megabyte answer', () => {
     // The result frame (over 3 MB) could fit no row: it is in frame_parts, and the parts join to it.
     expect(stored!.partRows).toBeGreaterThanOrEqual(Math.ceil(HUGE_TEXT_BYTES / MAX_ROW_BYTES));
     // A frame is `id:`, `event:` and one `data:` line (split on LF only: SSE's own line ends).
-    const dataOf = (frame: string) => JSON.parse(frame.split('\n').find((line) => line.startsWith('data: '))!.slice('data: '.length));
+    const dataOf = (frame: string) =>
+      JSON.parse(
+        frame
+          .split('\n')
+          .find((line) => line.startsWith('data: '))!
+          .slice('data: '.length),
+      );
     const storedDeltas = stored!.frames
       .filter((_, i) => stored!.types[i] === 'delta')
       .map((f) => dataOf(f).text as string)

@@ -19,7 +19,9 @@ beforeAll(async () => {
     startDevServer({ vars: { ...BACKEND_VARS, OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: KEY, OPENAI_MODEL: 'plain' } }),
     startDevServer(), // no model configured
     // A base URL that redirects, with a query string to keep (Azure's api-version).
-    startDevServer({ vars: { OPENAI_BASE_URL: `${fake.url}/redirect/v1?api-version=2024-10-21`, OPENAI_API_KEY: KEY, OPENAI_MODEL: 'plain' } }),
+    startDevServer({
+      vars: { OPENAI_BASE_URL: `${fake.url}/redirect/v1?api-version=2024-10-21`, OPENAI_API_KEY: KEY, OPENAI_MODEL: 'plain' },
+    }),
   ]);
 });
 afterAll(async () => {
@@ -51,7 +53,10 @@ describe('openai agent through wrangler dev', () => {
     const res = await startAsBackend(server.url, { agent: 'openai', query: 'long', options: { model: 'slow-2000' } });
     const { requestId, token } = (await res.json()) as { requestId: string; token: string };
     await readSse(`${server.url}/v1/runs/${requestId}/events?token=${token}`, {}, (evs) => evs.some((e) => e.event === 'delta'));
-    const cancel = await fetch(`${server.url}/v1/runs/${requestId}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    const cancel = await fetch(`${server.url}/v1/runs/${requestId}/cancel`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}` },
+    });
     expect(cancel.status).toBe(202);
     const upstream = fake.requests[before]!;
     await upstream.closed; // the test server saw the socket close

@@ -21,7 +21,12 @@ afterAll(async () => {
 });
 
 /** `curl -X POST $H/v1/runs/$ID/events -H "Authorization: Bearer $KEY" -H 'Producer-Id: ...' ... -d '[...]'` */
-function append(requestId: string, producer: { id: string; epoch: number; seq: number }, events: unknown[], auth: Record<string, string> = AS_BACKEND) {
+function append(
+  requestId: string,
+  producer: { id: string; epoch: number; seq: number },
+  events: unknown[],
+  auth: Record<string, string> = AS_BACKEND,
+) {
   return fetch(`${server.url}/v1/runs/${requestId}/events`, {
     method: 'POST',
     headers: {
@@ -80,7 +85,10 @@ describe('an external producer through wrangler dev', () => {
     const live = follow(`${server.url}/v1/runs/${requestId}/events?token=${token}`);
 
     const producer = { id: 'orders-backend-1', epoch: 0 };
-    const first = [{ type: 'status', status: 'searching', message: 'Looking the order up' }, { type: 'tool', messageId: 'm1', name: 'orders.lookup', phase: 'call', input: { id: 42 } }];
+    const first = [
+      { type: 'status', status: 'searching', message: 'Looking the order up' },
+      { type: 'tool', messageId: 'm1', name: 'orders.lookup', phase: 'call', input: { id: 42 } },
+    ];
     const ack0 = await append(requestId, { ...producer, seq: 0 }, first);
     expect(ack0.status).toBe(200);
     expect(await ack0.json()).toEqual({ firstSeq: 2, lastSeq: 3, nextProducerSeq: 1, duplicate: false });
@@ -88,7 +96,13 @@ describe('an external producer through wrangler dev', () => {
     const retry = await append(requestId, { ...producer, seq: 0 }, first);
     expect(await retry.json()).toEqual({ firstSeq: 2, lastSeq: 3, nextProducerSeq: 1, duplicate: true });
     // The run token reads; it does not write.
-    expect((await append(requestId, { ...producer, seq: 1 }, [{ type: 'delta', messageId: 'm1', text: 'x' }], { Authorization: `Bearer ${token}` })).status).toBe(401);
+    expect(
+      (
+        await append(requestId, { ...producer, seq: 1 }, [{ type: 'delta', messageId: 'm1', text: 'x' }], {
+          Authorization: `Bearer ${token}`,
+        })
+      ).status,
+    ).toBe(401);
     // A gap is refused with the seq to send.
     const gap = await append(requestId, { ...producer, seq: 5 }, [{ type: 'delta', messageId: 'm1', text: 'x' }]);
     expect(gap.status).toBe(409);
@@ -99,7 +113,10 @@ describe('an external producer through wrangler dev', () => {
       const res = await append(requestId, { ...producer, seq: 1 + i }, [{ type: 'delta', messageId: 'm1', text }]);
       expect(res.status).toBe(200);
     }
-    const end = await append(requestId, { ...producer, seq: 5 }, [{ type: 'result', messageId: 'm1', text: words.join('') }, { type: 'done', state: 'completed' }]);
+    const end = await append(requestId, { ...producer, seq: 5 }, [
+      { type: 'result', messageId: 'm1', text: words.join('') },
+      { type: 'done', state: 'completed' },
+    ]);
     expect(await end.json()).toEqual({ firstSeq: 8, lastSeq: 9, nextProducerSeq: 6, duplicate: false });
     const after = await append(requestId, { ...producer, seq: 6 }, [{ type: 'delta', messageId: 'm1', text: 'late' }]);
     expect(after.status).toBe(409);

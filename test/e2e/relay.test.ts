@@ -43,7 +43,9 @@ function profiles(base: string) {
 
 beforeAll(async () => {
   fake = await startFakeUpstreams();
-  server = await startDevServer({ vars: { PROFILES: JSON.stringify(profiles(fake.url)), GENIE_TOKEN, RETRY_MS: '50', HEARTBEAT_MS: '1000' } });
+  server = await startDevServer({
+    vars: { PROFILES: JSON.stringify(profiles(fake.url)), GENIE_TOKEN, RETRY_MS: '50', HEARTBEAT_MS: '1000' },
+  });
   proxy = await startCuttingProxy(server.port, 300);
 });
 afterAll(async () => {
@@ -114,7 +116,11 @@ describe('relay runs through wrangler dev', () => {
   it('cancel closes the upstream socket', async () => {
     const before = fake.requests.length;
     const { requestId, token } = await createRun(server.url, { agent: 'genie-long', query: 'long' });
-    await readSse(`${server.url}/v1/runs/${requestId}/events?token=${token}`, {}, (evs) => evs.filter((e) => e.event === 'delta').length >= 5);
+    await readSse(
+      `${server.url}/v1/runs/${requestId}/events?token=${token}`,
+      {},
+      (evs) => evs.filter((e) => e.event === 'delta').length >= 5,
+    );
     const cancel = await fetch(`${server.url}/v1/runs/${requestId}/cancel`, { method: 'POST', headers: auth(token) });
     expect(cancel.status).toBe(202);
     const upstream = fake.requests.slice(before).find((r) => r.path.startsWith('/gen/genie?n=5000'))!;
@@ -127,7 +133,19 @@ describe('relay runs through wrangler dev', () => {
   it("relays the Python search service's stages, answer chunks and final answer", async () => {
     const { requestId, token } = await createRun(server.url, { agent: 'deepsearch', query: 'SSE 如何断点续传？' });
     const read = await readSse(`${server.url}/v1/runs/${requestId}/events?token=${token}`);
-    expect(read.events.map((e) => e.event)).toEqual(['run', 'status', 'status', 'status', 'tool', 'delta', 'delta', 'delta', 'delta', 'result', 'done']);
+    expect(read.events.map((e) => e.event)).toEqual([
+      'run',
+      'status',
+      'status',
+      'status',
+      'tool',
+      'delta',
+      'delta',
+      'delta',
+      'delta',
+      'result',
+      'done',
+    ]);
     expect(read.events[1]!.data).toMatchObject({ status: 'query_decomposition', message: '正在分解查询...' });
     expect(textOf(read.events)).toBe('浏览器的 EventSource 断线后自动重连，并发送 Last-Event-ID；服务端从该 id 之后补发。');
     expect(read.events.at(-2)!.data.text).toBe(textOf(read.events));

@@ -21,7 +21,9 @@ let server: DevServer;
 
 beforeAll(async () => {
   fake = await startFakeTurnstile();
-  const PROFILES = JSON.stringify({ widget: { agent: 'demo', options: { tokens: 2, delayMs: 0 }, humanCheck: 'turnstile', default: true } });
+  const PROFILES = JSON.stringify({
+    widget: { agent: 'demo', options: { tokens: 2, delayMs: 0 }, humanCheck: 'turnstile', default: true },
+  });
   server = await startDevServer({ vars: { PROFILES, TURNSTILE_SECRET_KEY: fake.secret, TURNSTILE_VERIFY_URL: fake.url } });
 });
 afterAll(async () => {

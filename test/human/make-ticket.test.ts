@@ -29,7 +29,10 @@ describe('scripts/make-ticket.mjs', () => {
     expect(exp).toBeGreaterThanOrEqual(Math.floor(before / 1000) + 300);
     expect(exp).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 300);
     // Expired 300 s later; refused for another profile or secret.
-    expect(await verifyTicket(ticket, { secret: SECRET, profile: 'docs', nowMs: exp * 1000 })).toEqual({ ok: false, reason: 'the ticket has expired' });
+    expect(await verifyTicket(ticket, { secret: SECRET, profile: 'docs', nowMs: exp * 1000 })).toEqual({
+      ok: false,
+      reason: 'the ticket has expired',
+    });
     expect(await verifyTicket(ticket, { secret: SECRET, profile: 'support', nowMs: Date.now() })).toMatchObject({ ok: false });
     expect(await verifyTicket(ticket, { secret: `${SECRET}!`, profile: 'docs', nowMs: Date.now() })).toMatchObject({ ok: false });
   });

@@ -24,7 +24,10 @@ const opts = (extra: Partial<TurnstileOptions> = {}): TurnstileOptions => ({ sec
 const couldNot = expect.stringMatching(/^the Turnstile check could not be done \(.+\); try again$/);
 
 /** A JSON answer from a stub fetch. */
-const answering = (status: number, body: string, type = 'application/json'): typeof fetch => async () => new Response(body, { status, headers: { 'Content-Type': type } });
+const answering =
+  (status: number, body: string, type = 'application/json'): typeof fetch =>
+  async () =>
+    new Response(body, { status, headers: { 'Content-Type': type } });
 
 describe('verifyTurnstile: what it sends', () => {
   it('posts exactly the documented form fields, form-encoded, in order', async () => {
@@ -43,7 +46,9 @@ describe('verifyTurnstile: what it sends', () => {
       ['remoteip', '203.0.113.7'],
       ['idempotency_key', key],
     ]);
-    expect(req!.raw).toBe(new URLSearchParams({ secret: fake.secret, response: token, remoteip: '203.0.113.7', idempotency_key: key }).toString());
+    expect(req!.raw).toBe(
+      new URLSearchParams({ secret: fake.secret, response: token, remoteip: '203.0.113.7', idempotency_key: key }).toString(),
+    );
   });
 
   it('sends a fresh random UUID as idempotency_key when none is given', async () => {
@@ -83,7 +88,11 @@ describe('verifyTurnstile: what it sends', () => {
       expect(r).toMatchObject({ retryable: false });
     }
     expect(await verifyTurnstile('', opts())).toEqual({ ok: false, reason: 'no Turnstile token was sent', retryable: false });
-    expect(await verifyTurnstile('x'.repeat(2049), opts())).toEqual({ ok: false, reason: 'the Turnstile token is not valid', retryable: false });
+    expect(await verifyTurnstile('x'.repeat(2049), opts())).toEqual({
+      ok: false,
+      reason: 'the Turnstile token is not valid',
+      retryable: false,
+    });
     expect(fake.requests).toHaveLength(0);
     // 2048 characters is still a token (Cloudflare's limit) and is asked about.
     const longest = fake.goodToken('t'.repeat(2048));
@@ -107,7 +116,11 @@ describe('verifyTurnstile: what it sends', () => {
     await new Promise<void>((r) => redirector.listen(port, '127.0.0.1', r));
     try {
       const r = await verifyTurnstile(fake.goodToken(), opts({ url: `http://127.0.0.1:${port}/siteverify` }));
-      expect(r).toEqual({ ok: false, reason: 'the Turnstile check could not be done (siteverify answered HTTP 307); try again', retryable: true });
+      expect(r).toEqual({
+        ok: false,
+        reason: 'the Turnstile check could not be done (siteverify answered HTTP 307); try again',
+        retryable: true,
+      });
       expect(fake.requests).toHaveLength(0);
     } finally {
       redirector.closeAllConnections();
@@ -124,7 +137,11 @@ describe("verifyTurnstile: siteverify's verdicts", () => {
   it('refuses a good token used a second time: timeout-or-duplicate, not retryable', async () => {
     const token = fake.goodToken();
     expect(await verifyTurnstile(token, opts())).toEqual({ ok: true });
-    expect(await verifyTurnstile(token, opts())).toEqual({ ok: false, reason: 'the Turnstile check failed: timeout-or-duplicate', retryable: false });
+    expect(await verifyTurnstile(token, opts())).toEqual({
+      ok: false,
+      reason: 'the Turnstile check failed: timeout-or-duplicate',
+      retryable: false,
+    });
   });
 
   it('gets the first answer again when a retried check repeats the idempotency key', async () => {
@@ -134,11 +151,18 @@ describe("verifyTurnstile: siteverify's verdicts", () => {
     expect(await verifyTurnstile(token, opts({ idempotencyKey: key }))).toEqual({ ok: true });
     // The same token for another run has another key: a reuse.
     const other = await turnstileIdempotencyKey('run_other', token);
-    expect(await verifyTurnstile(token, opts({ idempotencyKey: other }))).toMatchObject({ ok: false, reason: 'the Turnstile check failed: timeout-or-duplicate' });
+    expect(await verifyTurnstile(token, opts({ idempotencyKey: other }))).toMatchObject({
+      ok: false,
+      reason: 'the Turnstile check failed: timeout-or-duplicate',
+    });
   });
 
   it('refuses an unknown token: invalid-input-response, not retryable', async () => {
-    expect(await verifyTurnstile('0.made-up-token', opts())).toEqual({ ok: false, reason: 'the Turnstile check failed: invalid-input-response', retryable: false });
+    expect(await verifyTurnstile('0.made-up-token', opts())).toEqual({
+      ok: false,
+      reason: 'the Turnstile check failed: invalid-input-response',
+      retryable: false,
+    });
   });
 
   it('names invalid-input-secret for a wrong secret, and does not use up the token', async () => {
@@ -151,11 +175,18 @@ describe("verifyTurnstile: siteverify's verdicts", () => {
 
   it('treats internal-error as retryable, as Cloudflare documents', async () => {
     fake.mode = 'internal-error';
-    expect(await verifyTurnstile(fake.goodToken(), opts())).toEqual({ ok: false, reason: 'the Turnstile check failed: internal-error', retryable: true });
+    expect(await verifyTurnstile(fake.goodToken(), opts())).toEqual({
+      ok: false,
+      reason: 'the Turnstile check failed: internal-error',
+      retryable: true,
+    });
   });
 
   it('names only error codes that are plain identifiers, never the secret', async () => {
-    const body = JSON.stringify({ success: false, 'error-codes': ['<b>bad</b>', 'invalid-input-response', `secret is ${fake.secret}`, 42, 'x'.repeat(65)] });
+    const body = JSON.stringify({
+      success: false,
+      'error-codes': ['<b>bad</b>', 'invalid-input-response', `secret is ${fake.secret}`, 42, 'x'.repeat(65)],
+    });
     const r = await verifyTurnstile('t', opts({ fetch: answering(200, body) }));
     expect(r).toEqual({ ok: false, reason: 'the Turnstile check failed: invalid-input-response', retryable: false });
     const none = await verifyTurnstile('t', opts({ fetch: answering(200, JSON.stringify({ success: false, 'error-codes': 'nope' })) }));
@@ -166,7 +197,9 @@ describe("verifyTurnstile: siteverify's verdicts", () => {
 
   it('shows at most four codes', async () => {
     const body = JSON.stringify({ success: false, 'error-codes': ['a', 'b', 'c', 'd', 'e'] });
-    expect(await verifyTurnstile('t', opts({ fetch: answering(200, body) }))).toMatchObject({ reason: 'the Turnstile check failed: a, b, c, d' });
+    expect(await verifyTurnstile('t', opts({ fetch: answering(200, body) }))).toMatchObject({
+      reason: 'the Turnstile check failed: a, b, c, d',
+    });
   });
 
   it('needs success to be exactly true', async () => {
@@ -183,7 +216,11 @@ describe('verifyTurnstile: when siteverify cannot answer', () => {
     const started = Date.now();
     const r = await verifyTurnstile(fake.goodToken(), opts({ timeoutMs: 300 }));
     const took = Date.now() - started;
-    expect(r).toEqual({ ok: false, reason: 'the Turnstile check could not be done (no answer within the time limit); try again', retryable: true });
+    expect(r).toEqual({
+      ok: false,
+      reason: 'the Turnstile check could not be done (no answer within the time limit); try again',
+      retryable: true,
+    });
     expect(took).toBeGreaterThanOrEqual(290);
     expect(took).toBeLessThan(2000);
     // The abort reaches the server: nothing is left waiting.
@@ -210,12 +247,17 @@ describe('verifyTurnstile: when siteverify cannot answer', () => {
   it('times out even with a fetch that ignores its abort signal', async () => {
     const never: typeof fetch = () => new Promise<Response>(() => {});
     const started = Date.now();
-    expect(await verifyTurnstile('t', opts({ fetch: never, timeoutMs: 100 }))).toMatchObject({ ok: false, retryable: true, reason: couldNot });
+    expect(await verifyTurnstile('t', opts({ fetch: never, timeoutMs: 100 }))).toMatchObject({
+      ok: false,
+      retryable: true,
+      reason: couldNot,
+    });
     expect(Date.now() - started).toBeLessThan(1000);
   });
 
   it('times out when the headers come but the body never ends', async () => {
-    const stalled: typeof fetch = async () => new Response(new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode('{"success":')) }), { status: 200 });
+    const stalled: typeof fetch = async () =>
+      new Response(new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode('{"success":')) }), { status: 200 });
     expect(await verifyTurnstile('t', opts({ fetch: stalled, timeoutMs: 100 }))).toEqual({
       ok: false,
       reason: 'the Turnstile check could not be done (no answer within the time limit); try again',
@@ -249,7 +291,11 @@ describe('verifyTurnstile: when siteverify cannot answer', () => {
       retryable: true,
     });
     for (const body of ['null', '[]', '"ok"', '{}']) {
-      expect(await verifyTurnstile('t', opts({ fetch: answering(200, body) }))).toMatchObject({ ok: false, retryable: true, reason: couldNot });
+      expect(await verifyTurnstile('t', opts({ fetch: answering(200, body) }))).toMatchObject({
+        ok: false,
+        retryable: true,
+        reason: couldNot,
+      });
     }
   });
 
@@ -278,17 +324,30 @@ describe('verifyTurnstile: when siteverify cannot answer', () => {
   it('is retryable on any other non-2xx, even with a success body', async () => {
     for (const status of [400, 403, 429, 502, 503]) {
       const r = await verifyTurnstile('t', opts({ fetch: answering(status, JSON.stringify({ success: true, 'error-codes': [] })) }));
-      expect(r).toEqual({ ok: false, reason: `the Turnstile check could not be done (siteverify answered HTTP ${status}); try again`, retryable: true });
+      expect(r).toEqual({
+        ok: false,
+        reason: `the Turnstile check could not be done (siteverify answered HTTP ${status}); try again`,
+        retryable: true,
+      });
     }
   });
 });
 
 describe('the fake siteverify itself', () => {
-  const post = (body: string, type = 'application/x-www-form-urlencoded') => fetch(fake.url, { method: 'POST', headers: { 'Content-Type': type }, body }).then((r) => r.json());
+  const post = (body: string, type = 'application/x-www-form-urlencoded') =>
+    fetch(fake.url, { method: 'POST', headers: { 'Content-Type': type }, body }).then((r) => r.json());
 
   it('names a missing secret and a missing response', async () => {
-    expect(await post(new URLSearchParams({ response: 'x' }).toString())).toEqual({ success: false, 'error-codes': ['missing-input-secret'], messages: [] });
-    expect(await post(new URLSearchParams({ secret: fake.secret }).toString())).toEqual({ success: false, 'error-codes': ['missing-input-response'], messages: [] });
+    expect(await post(new URLSearchParams({ response: 'x' }).toString())).toEqual({
+      success: false,
+      'error-codes': ['missing-input-secret'],
+      messages: [],
+    });
+    expect(await post(new URLSearchParams({ secret: fake.secret }).toString())).toEqual({
+      success: false,
+      'error-codes': ['missing-input-response'],
+      messages: [],
+    });
   });
 
   it('answers success with the documented fields, and accepts JSON bodies too', async () => {

@@ -39,9 +39,11 @@ export function storedRun(persistDir: string, requestId: string): StoredRun | nu
 }
 
 function readLog(db: DatabaseSync): StoredRun {
-  const rows = db
-    .prepare('SELECT first_seq, frames, length(CAST(frames AS BLOB)) AS bytes FROM events ORDER BY first_seq')
-    .all() as { first_seq: number; frames: string; bytes: number }[];
+  const rows = db.prepare('SELECT first_seq, frames, length(CAST(frames AS BLOB)) AS bytes FROM events ORDER BY first_seq').all() as {
+    first_seq: number;
+    frames: string;
+    bytes: number;
+  }[];
   const hasParts = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'frame_parts'").get() !== undefined;
   const parts = hasParts
     ? (db.prepare('SELECT seq, text, length(CAST(text AS BLOB)) AS bytes FROM frame_parts ORDER BY seq, part').all() as {

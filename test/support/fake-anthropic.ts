@@ -91,9 +91,11 @@ const json = (res: ServerResponse, status: number, body: unknown) => {
 function refusal(req: IncomingMessage, body: any): [number, object] | null {
   if (!req.headers['x-api-key']) return [401, errorBody('authentication_error', 'x-api-key header is required')];
   if (!req.headers['anthropic-version']) return [400, errorBody('invalid_request_error', 'anthropic-version: header is required')];
-  if (!body || typeof body !== 'object') return [400, errorBody('invalid_request_error', 'There was an issue with the format of your request')];
+  if (!body || typeof body !== 'object')
+    return [400, errorBody('invalid_request_error', 'There was an issue with the format of your request')];
   if (typeof body.max_tokens !== 'number') return [400, errorBody('invalid_request_error', 'max_tokens: Field required')];
-  if (!Array.isArray(body.messages) || body.messages.length === 0) return [400, errorBody('invalid_request_error', 'messages: Field required')];
+  if (!Array.isArray(body.messages) || body.messages.length === 0)
+    return [400, errorBody('invalid_request_error', 'messages: Field required')];
   for (const [i, m] of body.messages.entries()) {
     if (m?.role !== 'user' && m?.role !== 'assistant') {
       return [400, errorBody('invalid_request_error', `messages.${i}.role: Input should be 'user' or 'assistant'`)];
@@ -132,7 +134,9 @@ async function play(model: string, req: IncomingMessage, res: ServerResponse, so
     const status = Number(http[1]);
     if (http[2] === '-html') {
       res.writeHead(status, { 'Content-Type': 'text/html' });
-      res.end('<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 Request Entity Too Large</h1></center><hr><center>cloudflare</center></body></html>');
+      res.end(
+        '<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 Request Entity Too Large</h1></center><hr><center>cloudflare</center></body></html>',
+      );
       return;
     }
     const type = TYPE_OF_STATUS[status] ?? 'invalid_request_error';
@@ -148,7 +152,13 @@ async function play(model: string, req: IncomingMessage, res: ServerResponse, so
   }
   if (model === 'json') {
     // A gateway that ignored `stream: true`.
-    json(res, 200, { id: 'msg_01', type: 'message', role: 'assistant', content: [{ type: 'text', text: PLAIN_TEXT }], stop_reason: 'end_turn' });
+    json(res, 200, {
+      id: 'msg_01',
+      type: 'message',
+      role: 'assistant',
+      content: [{ type: 'text', text: PLAIN_TEXT }],
+      stop_reason: 'end_turn',
+    });
     return;
   }
   res.writeHead(200, SSE_HEADERS);
@@ -169,7 +179,10 @@ async function play(model: string, req: IncomingMessage, res: ServerResponse, so
   const midError = /^error-([a-z_]+)$/.exec(model);
   if (midError && !hasFixture(model)) {
     const events = fixtureEvents('error-overloaded');
-    const last = events.pop()!.replace('"overloaded_error"', JSON.stringify(midError[1])).replace('"Overloaded"', JSON.stringify(MESSAGES[midError[1]!] ?? 'error'));
+    const last = events
+      .pop()!
+      .replace('"overloaded_error"', JSON.stringify(midError[1]))
+      .replace('"Overloaded"', JSON.stringify(MESSAGES[midError[1]!] ?? 'error'));
     await send([...events, last], 2);
     res.end();
     return;
@@ -215,7 +228,10 @@ async function play(model: string, req: IncomingMessage, res: ServerResponse, so
       await send(plain.slice(0, -1), 2);
       break;
     case 'malformed':
-      await send([...plain.slice(0, 5), 'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_\n\n'], 2);
+      await send(
+        [...plain.slice(0, 5), 'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_\n\n'],
+        2,
+      );
       break;
     case 'truncated-eof':
       // A clean end of the body in the middle of an event (a proxy closing early).

@@ -47,22 +47,40 @@ const SSE_HEADERS = {
 
 /** OpenAI's error bodies (the 401 quotes part of the key, as OpenAI's does). */
 const ERRORS: Record<string, object> = {
-  401: { error: { message: 'Incorrect API key provided: sk-test-*****cret.', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } },
+  401: {
+    error: {
+      message: 'Incorrect API key provided: sk-test-*****cret.',
+      type: 'invalid_request_error',
+      param: null,
+      code: 'invalid_api_key',
+    },
+  },
   429: { error: { message: 'Rate limit reached for gpt-4o-mini.', type: 'requests', param: null, code: 'rate_limit_exceeded' } },
   500: { error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } },
   '404-model': {
-    error: { message: 'The model `gpt-5-nope` does not exist or you do not have access to it.', type: 'invalid_request_error', param: null, code: 'model_not_found' },
+    error: {
+      message: 'The model `gpt-5-nope` does not exist or you do not have access to it.',
+      type: 'invalid_request_error',
+      param: null,
+      code: 'model_not_found',
+    },
   },
   '400-context': {
     error: {
-      message: "This model's maximum context length is 128000 tokens. However, your messages resulted in 130054 tokens. Please reduce the length of the messages.",
+      message:
+        "This model's maximum context length is 128000 tokens. However, your messages resulted in 130054 tokens. Please reduce the length of the messages.",
       type: 'invalid_request_error',
       param: 'messages',
       code: 'context_length_exceeded',
     },
   },
   '429-quota': {
-    error: { message: 'You exceeded your current quota, please check your plan and billing details.', type: 'insufficient_quota', param: null, code: 'insufficient_quota' },
+    error: {
+      message: 'You exceeded your current quota, please check your plan and billing details.',
+      type: 'insufficient_quota',
+      param: null,
+      code: 'insufficient_quota',
+    },
   },
   // Codes that are not plain identifiers are not shown.
   '400-badcode': { error: { message: 'Bad request', type: 'Invalid Request!', param: null, code: 'Some <b>Code</b>' } },
@@ -70,7 +88,11 @@ const ERRORS: Record<string, object> = {
 
 const STRICT_422 = {
   object: 'error',
-  message: { detail: [{ type: 'extra_forbidden', loc: ['body', 'stream_options', 'include_usage'], msg: 'Extra inputs are not permitted', input: true }] },
+  message: {
+    detail: [
+      { type: 'extra_forbidden', loc: ['body', 'stream_options', 'include_usage'], msg: 'Extra inputs are not permitted', input: true },
+    ],
+  },
   type: 'invalid_request_error',
   param: null,
   code: null,
@@ -99,7 +121,10 @@ async function play(model: string, rec: RecordedRequest, req: IncomingMessage, r
     const key = String(req.headers.authorization ?? '').replace(/^Bearer /, '');
     let error = ERRORS[`${status}${http[2] ?? ''}`] ?? { error: { message: 'error' } };
     // A server that quotes the whole key back, in the message and even as the code.
-    if (http[2] === '-echo') error = { error: { message: `Incorrect API key provided: ${key}.`, type: 'invalid_request_error', param: null, code: 'invalid_api_key' } };
+    if (http[2] === '-echo')
+      error = {
+        error: { message: `Incorrect API key provided: ${key}.`, type: 'invalid_request_error', param: null, code: 'invalid_api_key' },
+      };
     if (http[2] === '-keycode') error = { error: { message: `bad key ${key}`, type: key, param: null, code: key } };
     res.writeHead(status, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify(error));
@@ -152,7 +177,7 @@ async function play(model: string, rec: RecordedRequest, req: IncomingMessage, r
       // Multi-byte characters cut between two network writes, 10 ms apart.
       for (const piece of UTF8_PIECES) {
         const bytes = Buffer.from(textEvent(piece));
-        const cut = bytes.indexOf(Buffer.from(piece)) + Buffer.from(piece.replace(/[^\x00-\x7f].*$/u, '')).length + 1;
+        const cut = bytes.indexOf(Buffer.from(piece)) + Buffer.from(piece.replace(/[^\p{ASCII}].*$/u, '')).length + 1;
         res.write(bytes.subarray(0, cut));
         await wait(10);
         res.write(bytes.subarray(cut));

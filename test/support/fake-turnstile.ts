@@ -127,7 +127,12 @@ export async function startFakeTurnstile(options: { secret?: string } = {}): Pro
       case 'http-500':
         return send(res, 500, 'application/json', JSON.stringify(failure('internal-error')));
       case 'html':
-        return send(res, 200, 'text/html; charset=UTF-8', '<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>Checking your browser</body></html>');
+        return send(
+          res,
+          200,
+          'text/html; charset=UTF-8',
+          '<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>Checking your browser</body></html>',
+        );
       case 'internal-error':
         return json(res, failure('internal-error'));
       case 'odd-json':

@@ -36,7 +36,12 @@ export const SERVICE_HEADERS: Record<string, Record<string, string>> = {
   // Spring MVC SseEmitter behind Tomcat.
   genie: { 'Content-Type': 'text/event-stream;charset=UTF-8', 'Cache-Control': 'no-cache' },
   // sse-starlette's EventSourceResponse.
-  deepsearch: { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' },
+  deepsearch: {
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-store',
+    Connection: 'keep-alive',
+    'X-Accel-Buffering': 'no',
+  },
   // ai's UI_MESSAGE_STREAM_HEADERS.
   'ai-sdk': {
     'Content-Type': 'text/event-stream',
@@ -93,7 +98,11 @@ export function generated(kind: string, n: number, ids: boolean): { format: stri
     case 'edgestream': {
       const ev = (seq: number, type: string, fields: object) =>
         `id: ${seq}\nevent: ${type}\ndata: ${compact({ requestId: 'upstream-gen', seq, type, ts: 1764615600000 + seq, ...fields })}\n\n`;
-      const messages = ['retry: 1000\n\n', ev(1, 'run', { agent: 'demo', createdAt: 1764615600000 }), ev(2, 'status', { status: 'generating', message: 'Writing' })];
+      const messages = [
+        'retry: 1000\n\n',
+        ev(1, 'run', { agent: 'demo', createdAt: 1764615600000 }),
+        ev(2, 'status', { status: 'generating', message: 'Writing' }),
+      ];
       for (let i = 0; i < n; i++) messages.push(ev(3 + i, 'delta', { messageId: 'm1', text: piece(i) }));
       messages.push(ev(3 + n, 'result', { messageId: 'm1', text }), ev(4 + n, 'done', { state: 'completed' }));
       return { format: 'edgestream', messages };
@@ -113,7 +122,8 @@ export function generated(kind: string, n: number, ids: boolean): { format: stri
       const rid = 'req-ds-gen';
       const sse = (data: object) => `id: ${rid}\r\nevent: data\r\ndata: ${pythonJson(data)}\r\n\r\n`;
       const messages = [sse({ requestId: rid, status: 'generating', message: '正在生成答案...', isFinal: false, messageType: 'status' })];
-      for (let i = 0; i < n; i++) messages.push(sse({ requestId: rid, query: 'q', answer: piece(i), isFinal: false, messageType: 'search' }));
+      for (let i = 0; i < n; i++)
+        messages.push(sse({ requestId: rid, query: 'q', answer: piece(i), isFinal: false, messageType: 'search' }));
       messages.push(sse({ requestId: rid, query: 'q', answer: text, isFinal: true, messageType: 'search' }));
       return { format: 'deepsearch', messages };
     }
@@ -143,7 +153,10 @@ export function generated(kind: string, n: number, ids: boolean): { format: stri
 /** Python's `json.dumps(o, ensure_ascii=False)`: `", "` and `": "` between items. */
 function pythonJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(pythonJson).join(', ')}]`;
-  if (value && typeof value === 'object') return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${pythonJson(v)}`).join(', ')}}`;
+  if (value && typeof value === 'object')
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${JSON.stringify(k)}: ${pythonJson(v)}`)
+      .join(', ')}}`;
   return JSON.stringify(value);
 }
 

@@ -25,11 +25,7 @@ export const SCRIPTED_ID = 'run_scripted';
 export function scriptedEvent(seq: number, total: number): string {
   const type = seq === 1 ? 'run' : seq === total ? 'done' : 'delta';
   const body =
-    type === 'run'
-      ? { agent: 'demo', createdAt: 1 }
-      : type === 'done'
-        ? { state: 'completed' }
-        : { messageId: 'm1', text: `t${seq} ` };
+    type === 'run' ? { agent: 'demo', createdAt: 1 } : type === 'done' ? { state: 'completed' } : { messageId: 'm1', text: `t${seq} ` };
   return `id: ${seq}\nevent: ${type}\ndata: ${JSON.stringify({ requestId: SCRIPTED_ID, seq, type, ts: 1, ...body })}\n\n`;
 }
 
@@ -52,7 +48,9 @@ export async function startScriptedServer(total: number, script: Step[]): Promis
       if (step.retryAfter) headers['Retry-After'] = step.retryAfter;
       if (step.status === 204) return res.writeHead(204).end();
       if (step.stallBody) return void res.writeHead(step.status, headers).write('{"error":'); // and then nothing
-      return res.writeHead(step.status, headers).end(JSON.stringify({ error: { code: step.code ?? `e${step.status}`, message: 'scripted' } }));
+      return res
+        .writeHead(step.status, headers)
+        .end(JSON.stringify({ error: { code: step.code ?? `e${step.status}`, message: 'scripted' } }));
     }
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',

@@ -22,11 +22,7 @@ export interface SseRead {
  * Fetch `url` and read its SSE body until it ends or `stop(events)` is true
  * (then the connection is aborted, like a client going away).
  */
-export async function readSse(
-  url: string,
-  init: RequestInit = {},
-  stop: (events: SseEvent[]) => boolean = () => false,
-): Promise<SseRead> {
+export async function readSse(url: string, init: RequestInit = {}, stop: (events: SseEvent[]) => boolean = () => false): Promise<SseRead> {
   const abort = new AbortController();
   const res = await fetch(url, { ...init, signal: abort.signal });
   const out: SseRead = { status: res.status, headers: res.headers, events: [], comments: [], raw: '' };

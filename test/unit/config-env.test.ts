@@ -43,7 +43,11 @@ describe('API_KEYS', () => {
   });
 
   it('asks for a key before looking at the body, and a token holder of an existing run gets 409 without the right token', async () => {
-    const bad = await callWith(keys, '/v1/runs', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"agent":"openai"' });
+    const bad = await callWith(keys, '/v1/runs', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: '{"agent":"openai"',
+    });
     expect(bad.status).toBe(401);
     expect((await start(keys, { Authorization: 'Bearer key-one' }, { requestId: 'keyed-exists' })).status).toBe(201);
     const wrongToken = await start(keys, { Authorization: 'Bearer not-the-token' }, { requestId: 'keyed-exists' });
@@ -52,7 +56,12 @@ describe('API_KEYS', () => {
   });
 
   it('tells a Bearer that is not a key nothing about the agents: it can only attach', async () => {
-    for (const body of [{ agent: 'nope' }, { agent: 'openai' }, { options: { bogus: 1 } }, { requestId: 'keyed-never-started', agent: 'nope' }]) {
+    for (const body of [
+      { agent: 'nope' },
+      { agent: 'openai' },
+      { options: { bogus: 1 } },
+      { requestId: 'keyed-never-started', agent: 'nope' },
+    ]) {
       const res = await start(keys, { Authorization: 'Bearer guess' }, body);
       expect(res.status).toBe(401);
       const text = await res.text();
@@ -61,7 +70,11 @@ describe('API_KEYS', () => {
     // the run's token still attaches, whatever the body says
     const created = await start(keys, { Authorization: 'Bearer key-one' }, { requestId: 'keyed-attach-2' });
     const { token } = (await created.json()) as any;
-    const again = await start(keys, { Authorization: `Bearer ${token}` }, { requestId: 'keyed-attach-2', agent: 'nope', options: { x: 1 } });
+    const again = await start(
+      keys,
+      { Authorization: `Bearer ${token}` },
+      { requestId: 'keyed-attach-2', agent: 'nope', options: { x: 1 } },
+    );
     expect(again.status).toBe(200);
   });
 

@@ -37,9 +37,7 @@ describe('SSE encoder', () => {
 
   it('writes envelope fields first whatever order the object has', () => {
     const event = { type: 'done', state: 'completed', ts: 5, seq: 2, requestId: 'r' } as RunEvent;
-    expect(encodeEvent(event)).toBe(
-      'id: 2\nevent: done\ndata: {"requestId":"r","seq":2,"type":"done","ts":5,"state":"completed"}\n\n',
-    );
+    expect(encodeEvent(event)).toBe('id: 2\nevent: done\ndata: {"requestId":"r","seq":2,"type":"done","ts":5,"state":"completed"}\n\n');
   });
 
   it('encodes retry, comments and keepalive exactly', () => {
@@ -70,8 +68,7 @@ describe('SSE encoder', () => {
   });
 
   it('round-trips a stream split at every byte boundary', () => {
-    const stream =
-      encodeRetry(1000) + HOSTILE.map((t, i) => encodeEvent(delta(i + 1, t))).join('') + KEEPALIVE;
+    const stream = encodeRetry(1000) + HOSTILE.map((t, i) => encodeEvent(delta(i + 1, t))).join('') + KEEPALIVE;
     for (let cut = 1; cut < stream.length; cut++) {
       const events = parseAll([stream.slice(0, cut), stream.slice(cut)]);
       expect(events.map((e) => JSON.parse(e.data).text)).toEqual(HOSTILE);

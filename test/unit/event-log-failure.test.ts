@@ -241,7 +241,7 @@ describe('EventLog when storage fails', () => {
     withStorage(({ flaky, sql }) => {
       const log = new EventLog(flaky);
       const frames = [wide(1), wide(2), wide(3)];
-      frames.forEach((f, i) => log.append(i + 1, f));
+      for (const [i, f] of frames.entries()) log.append(i + 1, f);
       flaky.failNth(2);
       expect(() => log.flush()).toThrow(LogWriteError);
       expect(count(sql, 'events')).toBe(0); // row 1 was stored, then deleted

@@ -46,8 +46,7 @@ function mixedText(units: number, seed: number): string {
   return out.join('');
 }
 
-const frameOf = (seq: number, type: string, text: string) =>
-  `id: ${seq}\nevent: ${type}\ndata: ${JSON.stringify({ seq, type, text })}\n\n`;
+const frameOf = (seq: number, type: string, text: string) => `id: ${seq}\nevent: ${type}\ndata: ${JSON.stringify({ seq, type, text })}\n\n`;
 
 /** Read everything after `after` in reads of `budget`; each read must be whole consecutive frames. */
 function readAll(log: EventLog, frames: string[], after: number, budget: number): string {
@@ -98,7 +97,10 @@ describe('EventLog row sizes', () => {
       const sizes = expectAllUnderCap(sql);
       expect(sizes.events.length).toBe(1); // the small frames and the big one's marker share one row
       const parts = sql
-        .exec<{ text: string; n: number }>('SELECT text, length(CAST(text AS BLOB)) AS n FROM frame_parts WHERE seq = ? ORDER BY part', bigSeq)
+        .exec<{ text: string; n: number }>(
+          'SELECT text, length(CAST(text AS BLOB)) AS n FROM frame_parts WHERE seq = ? ORDER BY part',
+          bigSeq,
+        )
         .toArray();
       expect(parts.length).toBeGreaterThanOrEqual(6);
       expect(parts[0]!.n).toBe(MAX_ROW_BYTES - 2);
@@ -149,9 +151,11 @@ describe('EventLog row sizes', () => {
       }
       const sizes = expectAllUnderCap(sql);
       expect(sizes.parts).toEqual([]); // none is too large for a row
-      const rows = sql.exec<{ first_seq: number; last_seq: number; n: number }>(
-        'SELECT first_seq, last_seq, length(CAST(frames AS BLOB)) AS n FROM events ORDER BY first_seq',
-      ).toArray();
+      const rows = sql
+        .exec<{ first_seq: number; last_seq: number; n: number }>(
+          'SELECT first_seq, last_seq, length(CAST(frames AS BLOB)) AS n FROM events ORDER BY first_seq',
+        )
+        .toArray();
       // Packed greedily: a row that is not its flush's last is full (the next frame did not fit).
       for (const row of rows) {
         if (flushEnds.includes(row.last_seq)) continue;
@@ -174,14 +178,14 @@ describe('EventLog row sizes', () => {
     withSql((sql) => {
       const log = new EventLog(sql);
       // 200k quotes (or backslashes): 200 KB of text, 400 KB as JSON: two of them need two rows.
-      const quotes = 'id: 1\n' + '"'.repeat(200_000) + '\n\n';
-      const backslashes = 'id: 2\n' + '\\'.repeat(200_000) + '\n\n';
+      const quotes = `id: 1\n${'"'.repeat(200_000)}\n\n`;
+      const backslashes = `id: 2\n${'\\'.repeat(200_000)}\n\n`;
       // 100k U+0001: 100 KB of text but 600 KB as JSON (\u0001): stored in parts, one 100 KB part.
-      const controls = 'id: 3\n' + '\u0001'.repeat(100_000) + '\n\n';
+      const controls = `id: 3\n${'\u0001'.repeat(100_000)}\n\n`;
       // One byte under the cap as a row (`["id: 4\\n` 9 bytes, `\\n\\n"]` 6): fits a row by itself.
-      const nearCap = 'id: 4\n' + 'é'.repeat((MAX_ROW_BYTES - 16) / 2) + '\n\n';
+      const nearCap = `id: 4\n${'é'.repeat((MAX_ROW_BYTES - 16) / 2)}\n\n`;
       const frames = [quotes, backslashes, controls, nearCap];
-      frames.forEach((f, i) => log.append(i + 1, f));
+      for (const [i, f] of frames.entries()) log.append(i + 1, f);
       log.flush();
       const sizes = expectAllUnderCap(sql);
       expect(sizes.parts).toEqual([utf8(controls)]);
@@ -222,7 +226,9 @@ describe('EventLog row sizes', () => {
       log.flush();
       const sizes = storedSizes(sql);
       for (const n of [...sizes.events.slice(2), ...sizes.parts]) expect(n).toBeLessThanOrEqual(MAX_ROW_BYTES);
-      figures.push(`  old rows of ${sizes.events.slice(0, 2).join(', ')} bytes read back; new rows ${sizes.events.slice(2).join(', ')}, parts ${sizes.parts.join(', ')}`);
+      figures.push(
+        `  old rows of ${sizes.events.slice(0, 2).join(', ')} bytes read back; new rows ${sizes.events.slice(2).join(', ')}, parts ${sizes.parts.join(', ')}`,
+      );
       for (const reader of [log, new EventLog(sql)]) {
         for (let after = 0; after <= frames.length; after++) {
           expect(readAll(reader, frames, after, 64 * 1024) === frames.slice(after).join('')).toBe(true);

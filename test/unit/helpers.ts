@@ -51,10 +51,7 @@ export function readEventsResponse(
  * Read an SSE body until it ends, or until `stop` says so (then cancel it,
  * like a client going away).
  */
-export async function readSse(
-  res: Response,
-  stop: (events: ParsedEvent[]) => boolean = () => false,
-): Promise<ReadResult> {
+export async function readSse(res: Response, stop: (events: ParsedEvent[]) => boolean = () => false): Promise<ReadResult> {
   const result: ReadResult = { events: [], comments: [], retry: undefined, raw: '' };
   const parser = createParser({
     onEvent: (e) => result.events.push({ id: e.id, event: e.event, data: JSON.parse(e.data) }),

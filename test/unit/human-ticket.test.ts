@@ -6,13 +6,22 @@ const SECRET = 'test-ticket-secret-0123456789abcdef';
 const EXP = 1_700_000_300;
 /** 300 s before EXP, on a whole second. */
 const NOW_MS = (EXP - 300) * 1000;
-const opts = (extra: Partial<{ secret: string; profile: string; nowMs: number }> = {}) => ({ secret: SECRET, profile: 'docs', nowMs: NOW_MS, ...extra });
+const opts = (extra: Partial<{ secret: string; profile: string; nowMs: number }> = {}) => ({
+  secret: SECRET,
+  profile: 'docs',
+  nowMs: NOW_MS,
+  ...extra,
+});
 
 // Made with Node's crypto.createHmac, independently of the module under test.
 const VECTOR = 'v1.eyJwIjoiZG9jcyIsImV4cCI6MTcwMDAwMDMwMH0.JI0EO8fgv6ojDSGab03RvliA4ok1ab2-n2-umHOG5Ak';
 const VECTOR_SUB = 'v1.eyJwIjoiZG9jcyIsImV4cCI6MTcwMDAwMDMwMCwic3ViIjoidXNlci00MiJ9.Bs35eW52T51QUtjeTUB0VbpMKVW9W00DYLodH8U9j_Q';
 
-const b64url = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+const b64url = (bytes: Uint8Array) =>
+  btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')
+    .replace(/=+$/, '');
 const b64urlText = (text: string) => b64url(new TextEncoder().encode(text));
 
 /** Sign any payload bytes as a v1 ticket, bypassing signTicket's checks. */
@@ -78,7 +87,9 @@ describe('verifyTicket', () => {
     const at = (exp: number) => signTicket({ profile: 'docs', expiresAt: exp }, SECRET);
     const now = 1_800_000_000;
     expect(await verifyTicket(await at(now + 3600), opts({ nowMs: now * 1000 }))).toEqual({ ok: true });
-    expect(await verifyTicket(await at(now + 3601), opts({ nowMs: now * 1000 }))).toEqual(refused('the ticket lives longer than 3600 seconds'));
+    expect(await verifyTicket(await at(now + 3601), opts({ nowMs: now * 1000 }))).toEqual(
+      refused('the ticket lives longer than 3600 seconds'),
+    );
     // exp - now is judged in ms: a millisecond short of a whole second is already too long.
     expect(await verifyTicket(await at(now + 3600), opts({ nowMs: now * 1000 - 1 }))).toEqual(refused(TICKET_REASONS.tooLong));
     expect(await verifyTicket(await at(now + 10 * 365 * 86_400), opts({ nowMs: now * 1000 }))).toEqual(refused(TICKET_REASONS.tooLong));
@@ -92,8 +103,14 @@ describe('verifyTicket', () => {
 
   it('refuses a tampered payload: another profile, a later exp, an added sub', async () => {
     const [, , sig] = VECTOR.split('.');
-    for (const json of ['{"p":"support","exp":1700000300}', '{"p":"docs","exp":1700003300}', '{"p":"docs","exp":1700000300,"sub":"admin"}']) {
-      expect(await verifyTicket(`v1.${b64urlText(json)}.${sig}`, opts({ profile: 'support' }))).toEqual(refused("the ticket's signature does not match"));
+    for (const json of [
+      '{"p":"support","exp":1700000300}',
+      '{"p":"docs","exp":1700003300}',
+      '{"p":"docs","exp":1700000300,"sub":"admin"}',
+    ]) {
+      expect(await verifyTicket(`v1.${b64urlText(json)}.${sig}`, opts({ profile: 'support' }))).toEqual(
+        refused("the ticket's signature does not match"),
+      );
     }
     // One character of the payload changed.
     const [v, payload] = VECTOR.split('.') as [string, string];
@@ -106,12 +123,14 @@ describe('verifyTicket', () => {
     const head = VECTOR.slice(0, VECTOR.lastIndexOf('.') + 1);
     const other = (c: string) => (c === 'A' ? 'B' : 'A');
     expect(await verifyTicket(head + other(sig[0]!) + sig.slice(1), opts())).toEqual(refused(TICKET_REASONS.signature));
-    expect(await verifyTicket(head + sig.slice(0, 20) + other(sig[20]!) + sig.slice(21), opts())).toEqual(refused(TICKET_REASONS.signature));
+    expect(await verifyTicket(head + sig.slice(0, 20) + other(sig[20]!) + sig.slice(21), opts())).toEqual(
+      refused(TICKET_REASONS.signature),
+    );
     // The last character carries 2 unused bits: 'k' -> 'o' changes a real bit...
     expect(sig.endsWith('k')).toBe(true);
-    expect(await verifyTicket(head + sig.slice(0, -1) + 'o', opts())).toEqual(refused(TICKET_REASONS.signature));
+    expect(await verifyTicket(`${head + sig.slice(0, -1)}o`, opts())).toEqual(refused(TICKET_REASONS.signature));
     // ...while 'k' -> 'l' only sets an unused one: not the canonical spelling, so malformed.
-    expect(await verifyTicket(head + sig.slice(0, -1) + 'l', opts())).toEqual(refused(TICKET_REASONS.malformed));
+    expect(await verifyTicket(`${head + sig.slice(0, -1)}l`, opts())).toEqual(refused(TICKET_REASONS.malformed));
     // Another ticket's signature.
     const sig2 = VECTOR_SUB.slice(VECTOR_SUB.lastIndexOf('.') + 1);
     expect(await verifyTicket(head + sig2, opts())).toEqual(refused(TICKET_REASONS.signature));
@@ -209,7 +228,9 @@ describe('verifyTicket', () => {
       `v1.${'A'.repeat(TICKET_MAX_CHARS)}.${sig}`,
     ];
     for (const t of junk) {
-      expect(await verifyTicket(t, opts()), String(typeof t === 'symbol' ? 'symbol' : t).slice(0, 60)).toEqual(refused(TICKET_REASONS.malformed));
+      expect(await verifyTicket(t, opts()), String(typeof t === 'symbol' ? 'symbol' : t).slice(0, 60)).toEqual(
+        refused(TICKET_REASONS.malformed),
+      );
     }
   });
 

@@ -13,14 +13,18 @@ describe('verifyTurnstile in workerd', () => {
       return Response.json({ success: true, 'error-codes': [], challenge_ts: '2026-12-01T00:00:00.000Z', hostname: 'example.com' });
     };
     const key = await turnstileIdempotencyKey('run_1', 'tok');
-    expect(await verifyTurnstile('tok.en-_1', { secret: 's3cret', url: URL_, remoteIp: '198.51.100.4', idempotencyKey: key, fetch: stub })).toEqual({ ok: true });
+    expect(
+      await verifyTurnstile('tok.en-_1', { secret: 's3cret', url: URL_, remoteIp: '198.51.100.4', idempotencyKey: key, fetch: stub }),
+    ).toEqual({ ok: true });
     const [req] = seen;
     expect(req!.method).toBe('POST');
     expect(req!.url).toBe(URL_);
     expect(req!.redirect).toBe('manual');
     expect(req!.headers.get('content-type')).toBe('application/x-www-form-urlencoded');
     expect(req!.signal).toBeInstanceOf(AbortSignal);
-    expect(new TextDecoder().decode(await req!.arrayBuffer())).toBe(`secret=s3cret&response=tok.en-_1&remoteip=198.51.100.4&idempotency_key=${key}`);
+    expect(new TextDecoder().decode(await req!.arrayBuffer())).toBe(
+      `secret=s3cret&response=tok.en-_1&remoteip=198.51.100.4&idempotency_key=${key}`,
+    );
   });
 
   it('aborts the fetch and answers retryable when siteverify does not answer in time', async () => {
@@ -31,7 +35,11 @@ describe('verifyTurnstile in workerd', () => {
     };
     const started = Date.now();
     const r = await verifyTurnstile('tok', { secret: 's', url: URL_, fetch: never, timeoutMs: 100 });
-    expect(r).toEqual({ ok: false, reason: 'the Turnstile check could not be done (no answer within the time limit); try again', retryable: true });
+    expect(r).toEqual({
+      ok: false,
+      reason: 'the Turnstile check could not be done (no answer within the time limit); try again',
+      retryable: true,
+    });
     expect(Date.now() - started).toBeLessThan(2000);
     expect(signal?.aborted).toBe(true);
   });

@@ -15,7 +15,9 @@ const producersOf = (requestId: string) =>
   runInDurableObject(stubFor(requestId), (_o, state) =>
     Object.fromEntries(
       state.storage.sql
-        .exec<{ producer_id: string; epoch: number; seq: number; first_seq: number; last_seq: number }>('SELECT * FROM producers ORDER BY producer_id')
+        .exec<{ producer_id: string; epoch: number; seq: number; first_seq: number; last_seq: number }>(
+          'SELECT * FROM producers ORDER BY producer_id',
+        )
         .toArray()
         .map((r) => [r.producer_id, [r.epoch, r.seq, r.first_seq, r.last_seq]]),
     ),
@@ -32,10 +34,24 @@ describe('invalid appends', () => {
     ['a field the run sets', [{ ...delta('x'), seq: 99 }], [0]],
     ['an unknown done state', [{ type: 'done', state: 'paused' }], [0, 'state']],
     ['an error without done', [{ type: 'error', code: 'x', message: 'y' }], [0]],
-    ['an error before done completed', [{ type: 'error', code: 'x', message: 'y' }, { type: 'done', state: 'completed' }], [0]],
+    [
+      'an error before done completed',
+      [
+        { type: 'error', code: 'x', message: 'y' },
+        { type: 'done', state: 'completed' },
+      ],
+      [0],
+    ],
     ['an error not right before done', [{ type: 'error', code: 'x', message: 'y' }, delta('z'), { type: 'done', state: 'failed' }], [0]],
     ['an event after done', [{ type: 'done', state: 'completed' }, delta('z')], [1]],
-    ['a bad error code', [{ type: 'error', code: 'has space', message: 'y' }, { type: 'done', state: 'failed' }], [0, 'code']],
+    [
+      'a bad error code',
+      [
+        { type: 'error', code: 'has space', message: 'y' },
+        { type: 'done', state: 'failed' },
+      ],
+      [0, 'code'],
+    ],
     ['too many events', Array.from({ length: MAX_APPEND_EVENTS + 1 }, () => delta('x')), []],
   ];
 
@@ -88,7 +104,11 @@ describe('storage', () => {
   it('keeps an append below the log batch, so the log never stores part of one on its own', async () => {
     expect(MAX_APPEND_EVENTS).toBeLessThan(MAX_BATCH_EVENTS);
     const { requestId } = await createFeed();
-    const ack = await appendOk(requestId, P('b', 0), Array.from({ length: MAX_APPEND_EVENTS }, (_, i) => delta(`${i} `)));
+    const ack = await appendOk(
+      requestId,
+      P('b', 0),
+      Array.from({ length: MAX_APPEND_EVENTS }, (_, i) => delta(`${i} `)),
+    );
     expect(ack).toMatchObject({ firstSeq: 2, lastSeq: MAX_APPEND_EVENTS + 1 });
     expect(await producersOf(requestId)).toEqual({ b: [0, 0, 2, MAX_APPEND_EVENTS + 1] });
   });
@@ -99,10 +119,10 @@ describe('storage', () => {
     await runInDurableObject(stubFor(requestId), (_o, state) => {
       const sql = state.storage.sql;
       const real = sql.exec;
-      sql.exec = function (query: string, ...args: unknown[]) {
+      sql.exec = ((query: string, ...args: unknown[]) => {
         if (pattern.test(query)) throw new Error('SQLITE_FULL: database or disk is full');
         return real.call(sql, query, ...(args as [])) as never;
-      } as typeof sql.exec;
+      }) as typeof sql.exec;
       restore = () => void (sql.exec = real);
     });
     return () => runInDurableObject(stubFor(requestId), () => restore());
@@ -111,28 +131,31 @@ describe('storage', () => {
   it.each([
     ['the producer position', /^INSERT INTO producers/],
     ['the events', /^INSERT INTO events/],
-  ])('stores neither events nor the producer seq when storing %s fails; the retry of the same seq is stored once', async (_what, pattern) => {
-    const { requestId, token } = await createFeed();
-    await appendOk(requestId, P('b', 0), [delta('a ')]);
-    const restore = await failStatements(requestId, pattern);
-    const refused = await append(requestId, P('b', 1), [delta('b ')]);
-    expect(refused.status).toBe(500);
-    expect((await errorOf(refused)).message).toMatch(/retry with the same Producer-Seq/);
-    const refusedEnd = await append(requestId, P('b', 1), [delta('b '), { type: 'done', state: 'completed' }]);
-    expect(refusedEnd.status).toBe(500);
-    await restore();
-    expect(await statusOf(requestId, token)).toMatchObject({ state: 'running', lastEventId: 2 });
-    expect(await producersOf(requestId)).toEqual({ b: [0, 0, 2, 2] });
-    // Not a duplicate: nothing of it was stored.
-    expect(await appendOk(requestId, P('b', 1), [delta('b '), { type: 'done', state: 'completed' }])).toEqual({
-      firstSeq: 3,
-      lastSeq: 4,
-      nextProducerSeq: 2,
-      duplicate: false,
-    });
-    const events = await readFeed(requestId, token);
-    expect(events.map((e) => e.data.text ?? e.event)).toEqual(['run', 'a ', 'b ', 'done']);
-  });
+  ])(
+    'stores neither events nor the producer seq when storing %s fails; the retry of the same seq is stored once',
+    async (_what, pattern) => {
+      const { requestId, token } = await createFeed();
+      await appendOk(requestId, P('b', 0), [delta('a ')]);
+      const restore = await failStatements(requestId, pattern);
+      const refused = await append(requestId, P('b', 1), [delta('b ')]);
+      expect(refused.status).toBe(500);
+      expect((await errorOf(refused)).message).toMatch(/retry with the same Producer-Seq/);
+      const refusedEnd = await append(requestId, P('b', 1), [delta('b '), { type: 'done', state: 'completed' }]);
+      expect(refusedEnd.status).toBe(500);
+      await restore();
+      expect(await statusOf(requestId, token)).toMatchObject({ state: 'running', lastEventId: 2 });
+      expect(await producersOf(requestId)).toEqual({ b: [0, 0, 2, 2] });
+      // Not a duplicate: nothing of it was stored.
+      expect(await appendOk(requestId, P('b', 1), [delta('b '), { type: 'done', state: 'completed' }])).toEqual({
+        firstSeq: 3,
+        lastSeq: 4,
+        nextProducerSeq: 2,
+        duplicate: false,
+      });
+      const events = await readFeed(requestId, token);
+      expect(events.map((e) => e.data.text ?? e.event)).toEqual(['run', 'a ', 'b ', 'done']);
+    },
+  );
 });
 
 describe('a runtime restart', () => {

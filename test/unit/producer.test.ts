@@ -32,8 +32,16 @@ describe('an external run', () => {
     ]);
     // seq 1 is the run's `run` event.
     expect(first).toEqual({ firstSeq: 2, lastSeq: 3, nextProducerSeq: 1, duplicate: false });
-    expect(await appendOk(requestId, P('backend', 1), [delta('Hel'), delta('lo')])).toEqual({ firstSeq: 4, lastSeq: 5, nextProducerSeq: 2, duplicate: false });
-    const last = await append(requestId, P('backend', 2), [{ type: 'result', messageId: 'm1', text: 'Hello' }, { type: 'done', state: 'completed' }]);
+    expect(await appendOk(requestId, P('backend', 1), [delta('Hel'), delta('lo')])).toEqual({
+      firstSeq: 4,
+      lastSeq: 5,
+      nextProducerSeq: 2,
+      duplicate: false,
+    });
+    const last = await append(requestId, P('backend', 2), [
+      { type: 'result', messageId: 'm1', text: 'Hello' },
+      { type: 'done', state: 'completed' },
+    ]);
     expect(last.status).toBe(200);
     expect(last.headers.get('Producer-Epoch')).toBe('0');
     expect(last.headers.get('Producer-Seq')).toBe('2');
@@ -64,12 +72,19 @@ describe('an external run', () => {
       { type: 'error', code: 'backend_crashed', retryable: true },
       { type: 'done', state: 'failed' },
     ]);
-    expect(await statusOf(requestId, token)).toMatchObject({ state: 'failed', error: { code: 'backend_crashed', message: 'the backend gave up', retryable: true } });
+    expect(await statusOf(requestId, token)).toMatchObject({
+      state: 'failed',
+      error: { code: 'backend_crashed', message: 'the backend gave up', retryable: true },
+    });
   });
 
   it('stores a message string default and an error retryable default', async () => {
     const { requestId, token } = await createFeed();
-    await appendOk(requestId, P('b', 0), [{ type: 'status', status: 'working' }, { type: 'error', code: 'x', message: 'y' }, { type: 'done', state: 'failed' }]);
+    await appendOk(requestId, P('b', 0), [
+      { type: 'status', status: 'working' },
+      { type: 'error', code: 'x', message: 'y' },
+      { type: 'done', state: 'failed' },
+    ]);
     const events = await readFeed(requestId, token);
     expect(events[1]!.data).toMatchObject({ status: 'working', message: '' });
     expect(events[2]!.data).toMatchObject({ code: 'x', retryable: false });
@@ -129,7 +144,11 @@ describe('idempotent producers', () => {
     expect(error).toMatchObject({ code: 'producer_seq_gap', expectedSeq: 1, receivedSeq: 2 });
     expect(error.message).toMatch(/send 1/);
     // A new producer, and a new epoch, start at 0.
-    expect(await errorOf(await append(requestId, P('new', 3), [delta('x')]))).toMatchObject({ code: 'producer_seq_gap', expectedSeq: 0, receivedSeq: 3 });
+    expect(await errorOf(await append(requestId, P('new', 3), [delta('x')]))).toMatchObject({
+      code: 'producer_seq_gap',
+      expectedSeq: 0,
+      receivedSeq: 3,
+    });
     expect(await errorOf(await append(requestId, P('b', 1, 1), [delta('x')]))).toMatchObject({ code: 'producer_seq_gap', expectedSeq: 0 });
     expect((await statusOf(requestId, token)).lastEventId).toBe(2);
     // The expected seq is still accepted.

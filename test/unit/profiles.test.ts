@@ -19,12 +19,14 @@ const start = (vars: Vars, body: object, headers: Record<string, string> = {}) =
     body: JSON.stringify({ query: 'q', ...body }),
   });
 
-const errorOf = async (res: Response) => ((await res.json()) as { error: { code: string; message: string; issues?: { path: unknown[] }[] } }).error;
+const errorOf = async (res: Response) =>
+  ((await res.json()) as { error: { code: string; message: string; issues?: { path: unknown[] }[] } }).error;
 
 /** The run row as stored by the run's Durable Object. */
 function storedRun(requestId: string): Promise<Record<string, unknown>> {
-  return runInDurableObject(env.RUNS.get(env.RUNS.idFromName(requestId)), (_o, state) =>
-    state.storage.sql.exec('SELECT * FROM run').toArray()[0] as Record<string, unknown>,
+  return runInDurableObject(
+    env.RUNS.get(env.RUNS.idFromName(requestId)),
+    (_o, state) => state.storage.sql.exec('SELECT * FROM run').toArray()[0] as Record<string, unknown>,
   );
 }
 
@@ -53,7 +55,9 @@ describe('PROFILES', () => {
     ]);
     const text = JSON.stringify(anonymous);
     for (const secret of ['gpt-4o-mini', 'You answer', '800', 'maxRunSeconds', 'internal']) expect(text).not.toContain(secret);
-    const keyed = (await (await callWith({ ...vars, API_KEYS: 'k1' }, '/v1/agents', { headers: { Authorization: 'Bearer k1' } })).json()) as any;
+    const keyed = (await (
+      await callWith({ ...vars, API_KEYS: 'k1' }, '/v1/agents', { headers: { Authorization: 'Bearer k1' } })
+    ).json()) as any;
     expect(keyed.agents.map((a: any) => a.name)).toEqual(['docs', 'tunable', 'internal', 'chat']);
   });
 
@@ -100,13 +104,22 @@ describe('PROFILES', () => {
     const anon = await start(vars, { agent: 'internal' });
     expect(anon.status).toBe(401);
     expect((await errorOf(anon)).code).toBe('unauthorized');
-    const keyed = await start({ ...vars, API_KEYS: 'k1' }, { agent: 'internal', options: { tokens: 2 } }, { Authorization: 'Bearer k1', Accept: 'text/event-stream' });
+    const keyed = await start(
+      { ...vars, API_KEYS: 'k1' },
+      { agent: 'internal', options: { tokens: 2 } },
+      { Authorization: 'Bearer k1', Accept: 'text/event-stream' },
+    );
     expect(keyed.status).toBe(200);
     expect((await readSse(keyed)).events.filter((e) => e.event === 'delta')).toHaveLength(2);
   });
 
   it('fixes the model, system prompt and output cap of a model profile for anonymous callers', async () => {
-    for (const options of [{ model: 'o1' }, { maxTokens: 1_000_000 }, { tools: [{ type: 'function', function: { name: 'x' } }] }, { temperature: 1 }]) {
+    for (const options of [
+      { model: 'o1' },
+      { maxTokens: 1_000_000 },
+      { tools: [{ type: 'function', function: { name: 'x' } }] },
+      { temperature: 1 },
+    ]) {
       const res = await start(vars, { agent: 'chat', options });
       expect(res.status).toBe(400);
       expect((await errorOf(res)).message).toMatch(/^options\./);
@@ -154,7 +167,15 @@ describe('PROFILES', () => {
     const logged: string[] = [];
     const spy = vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void logged.push(args.join(' ')));
     const broken = JSON.stringify({
-      a: { agent: 'demo', model: 'x', options: { tokens: -1 }, clientOptions: ['nope'], default: true, maxRunSeconds: 120, url: 'https://x.example' },
+      a: {
+        agent: 'demo',
+        model: 'x',
+        options: { tokens: -1 },
+        clientOptions: ['nope'],
+        default: true,
+        maxRunSeconds: 120,
+        url: 'https://x.example',
+      },
       b: { agent: 'demo', default: true },
       'bad name': { agent: 'demo' },
       wai: { agent: 'workers-ai', model: 'gpt-4', maxOutputTokens: 200_000 },
@@ -184,7 +205,12 @@ describe('built-in profiles (PROFILES unset)', () => {
   });
 
   it('give an anonymous caller of openai the deployment model, a capped output, no system messages and no tools', async () => {
-    for (const body of [{ options: { model: 'o1' } }, { options: { maxTokens: 10 } }, { options: { tools: [] } }, { messages: [{ role: 'system', content: 'x' }] }]) {
+    for (const body of [
+      { options: { model: 'o1' } },
+      { options: { maxTokens: 10 } },
+      { options: { tools: [] } },
+      { messages: [{ role: 'system', content: 'x' }] },
+    ]) {
       expect((await start(openai, { agent: 'openai', ...body })).status).toBe(400);
     }
     const res = await start(openai, { agent: 'openai' });
@@ -196,7 +222,11 @@ describe('built-in profiles (PROFILES unset)', () => {
   it('let an API-key caller set the v1 options, uncapped', async () => {
     const keyed = { ...openai, API_KEYS: 'k1' };
     const options = { model: 'o1', maxTokens: 1_000_000, temperature: 0.2 };
-    const res = await start(keyed, { agent: 'openai', options, messages: [{ role: 'system', content: 'x' }] }, { Authorization: 'Bearer k1' });
+    const res = await start(
+      keyed,
+      { agent: 'openai', options, messages: [{ role: 'system', content: 'x' }] },
+      { Authorization: 'Bearer k1' },
+    );
     expect(res.status).toBe(201);
     const { requestId } = (await res.json()) as any;
     expect(JSON.parse(String((await storedRun(requestId)).input)).options).toEqual(options);

@@ -22,8 +22,9 @@ const errorOf = async (res: Response) => ((await res.json()) as { error: { code:
 
 /** True when the run's object holds no run at all (nothing was started or stored). */
 const nothingStored = (requestId: string) =>
-  runInDurableObject(env.RUNS.get(env.RUNS.idFromName(requestId)), (_o, state) =>
-    state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().length === 0,
+  runInDurableObject(
+    env.RUNS.get(env.RUNS.idFromName(requestId)),
+    (_o, state) => state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().length === 0,
   );
 
 async function until(check: () => Promise<boolean>, ms = 5_000): Promise<void> {
@@ -57,7 +58,10 @@ describe('running runs per client', () => {
     const first = runs[0]!;
     await callWith(vars, `/v1/runs/${first.requestId}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${first.token}` } });
     await until(async () => (await startFrom('198.51.100.10', vars, { requestId: `limit-running-${Date.now()}` })).status === 201);
-    await callWith(vars, `/v1/runs/${runs[1]!.requestId}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${runs[1]!.token}` } });
+    await callWith(vars, `/v1/runs/${runs[1]!.requestId}/cancel`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${runs[1]!.token}` },
+    });
   });
 
   it('counts an IPv6 /64 as one client', async () => {
@@ -151,13 +155,17 @@ describe('failed authentication', () => {
     const { requestId, token } = (await res.json()) as any;
     const statuses: number[] = [];
     for (let i = 0; i < 21; i++) {
-      const r = await callWith({}, `/v1/runs/${requestId}`, { headers: { Authorization: `Bearer wrong-${i}`, 'CF-Connecting-IP': '198.51.100.50' } });
+      const r = await callWith({}, `/v1/runs/${requestId}`, {
+        headers: { Authorization: `Bearer wrong-${i}`, 'CF-Connecting-IP': '198.51.100.50' },
+      });
       statuses.push(r.status);
     }
     expect(statuses.slice(0, 20).every((s) => s === 404)).toBe(true);
     expect(statuses[20]).toBe(429);
     expect(statuses.slice(0, 20).every((s) => s === 404)).toBe(true);
-    const ok = await callWith({}, `/v1/runs/${requestId}`, { headers: { Authorization: `Bearer ${token}`, 'CF-Connecting-IP': '198.51.100.51' } });
+    const ok = await callWith({}, `/v1/runs/${requestId}`, {
+      headers: { Authorization: `Bearer ${token}`, 'CF-Connecting-IP': '198.51.100.51' },
+    });
     expect(ok.status).toBe(200);
   });
 });
@@ -171,7 +179,12 @@ describe('a profile with a human check', () => {
   const inAMinute = () => Math.floor(Date.now() / 1000) + 60;
 
   it('refuses an anonymous start without a valid ticket with 403 human_check_failed, and starts nothing', async () => {
-    for (const ticket of [undefined, 'garbage', await signTicket({ profile: 'other', expiresAt: inAMinute() }, TICKET_SECRET), await signTicket({ profile: 'widget', expiresAt: inAMinute() }, 'another-secret-of-the-same-length-0123')]) {
+    for (const ticket of [
+      undefined,
+      'garbage',
+      await signTicket({ profile: 'other', expiresAt: inAMinute() }, TICKET_SECRET),
+      await signTicket({ profile: 'widget', expiresAt: inAMinute() }, 'another-secret-of-the-same-length-0123'),
+    ]) {
       const requestId = `human-${crypto.randomUUID()}`;
       const res = await startFrom('198.51.100.60', vars, { requestId, options: {}, ...(ticket ? { ticket } : {}) });
       expect(res.status).toBe(403);
@@ -194,10 +207,22 @@ describe('a profile with a human check', () => {
     // An API-key caller is a trusted backend: no check.
     expect((await startFrom('198.51.100.61', { ...vars, API_KEYS: 'k' }, {}, { Authorization: 'Bearer k' })).status).toBe(201);
     // A run token attaches to its run, but never starts a run that skipped the check.
-    const created = (await (await startFrom('198.51.100.61', vars, { requestId: `human-tok-${crypto.randomUUID()}`, options: {}, ticket })).json()) as any;
-    const attach = await startFrom('198.51.100.61', vars, { requestId: created.requestId, options: {} }, { Authorization: `Bearer ${created.token}` });
+    const created = (await (
+      await startFrom('198.51.100.61', vars, { requestId: `human-tok-${crypto.randomUUID()}`, options: {}, ticket })
+    ).json()) as any;
+    const attach = await startFrom(
+      '198.51.100.61',
+      vars,
+      { requestId: created.requestId, options: {} },
+      { Authorization: `Bearer ${created.token}` },
+    );
     expect(attach.status).toBe(200);
-    const sneaky = await startFrom('198.51.100.61', vars, { requestId: `human-new-${crypto.randomUUID()}`, options: {} }, { Authorization: `Bearer ${created.token}` });
+    const sneaky = await startFrom(
+      '198.51.100.61',
+      vars,
+      { requestId: `human-new-${crypto.randomUUID()}`, options: {} },
+      { Authorization: `Bearer ${created.token}` },
+    );
     expect(sneaky.status).toBe(403);
     expect((await errorOf(sneaky)).code).toBe('human_check_failed');
   });

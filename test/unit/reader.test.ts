@@ -31,7 +31,13 @@ describe('a reader whose client stops reading', () => {
       expect(closedAt).toBeGreaterThan(0);
       expect(closedAt - started).toBeGreaterThanOrEqual(300);
       // Aborted, not closed: the client sees a broken stream (and resumes), never a clean end.
-      const outcome = await body.getReader().read().then(() => 'read', () => 'errored');
+      const outcome = await body
+        .getReader()
+        .read()
+        .then(
+          () => 'read',
+          () => 'errored',
+        );
       expect(outcome).toBe('errored');
     }));
 });

@@ -1,18 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import {
-  call,
-  createRun,
-  postRun,
-  range,
-  readAll,
-  readEventsResponse,
-  readSse,
-  seqs,
-  text,
-  waitUntilEnded,
-} from './helpers';
+import { call, createRun, postRun, range, readAll, readEventsResponse, readSse, seqs, text, waitUntilEnded } from './helpers';
 
 const stubFor = (requestId: string) => env.RUNS.get(env.RUNS.idFromName(requestId));
 const auth = (token: string) => ({ Authorization: `Bearer ${token}` });
@@ -38,7 +27,18 @@ describe('a run', () => {
     expect(raw.startsWith('retry: 1500\n\n')).toBe(true);
     expect(retry).toBe(1500);
     expect(events.map((e) => e.event)).toEqual([
-      'run', 'status', 'plan', 'status', 'tool', 'tool', 'status', 'delta', 'delta', 'delta', 'result', 'done',
+      'run',
+      'status',
+      'plan',
+      'status',
+      'tool',
+      'tool',
+      'status',
+      'delta',
+      'delta',
+      'delta',
+      'result',
+      'done',
     ]);
     expect(seqs(events)).toEqual(range(1, 12));
     for (const e of events) {
@@ -346,6 +346,7 @@ describe('hostile text', () => {
     expect(events.filter((e) => e.event === 'done')).toHaveLength(1);
     expect(events.find((e) => e.event === 'tool')!.data.input.query).toBe(query);
     // Every non-empty line is a known field or the keepalive comment.
-    for (const line of raw.split('\n').filter(Boolean)) expect(line).toMatch(/^(retry: \d+|id: \d+|event: [a-z]+|data: \{.*\}|: keepalive)$/);
+    for (const line of raw.split('\n').filter(Boolean))
+      expect(line).toMatch(/^(retry: \d+|id: \d+|event: [a-z]+|data: \{.*\}|: keepalive)$/);
   });
 });

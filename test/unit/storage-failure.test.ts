@@ -18,10 +18,10 @@ async function failInserts(requestId: string, fails: (frames: string) => boolean
   await runInDurableObject(stubFor(requestId), (_o, state) => {
     const sql = state.storage.sql;
     const real = sql.exec;
-    sql.exec = function (query: string, ...args: unknown[]) {
+    sql.exec = ((query: string, ...args: unknown[]) => {
       if (/^INSERT INTO events/.test(query) && fails(String(args[2]))) throw new Error('SQLITE_FULL: database or disk is full');
       return real.call(sql, query, ...(args as [])) as never;
-    } as typeof sql.exec;
+    }) as typeof sql.exec;
     restore = () => void (sql.exec = real);
   });
   return () => runInDurableObject(stubFor(requestId), () => restore());

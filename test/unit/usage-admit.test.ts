@@ -137,7 +137,11 @@ describe('tokensFromUsage', () => {
   it.each([
     ['OpenAI total_tokens', { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 }, 15],
     ['OpenAI without total', { prompt_tokens: 10, completion_tokens: 5 }, 15],
-    ['OpenAI with details', { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7, completion_tokens_details: { reasoning_tokens: 2 } }, 7],
+    [
+      'OpenAI with details',
+      { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7, completion_tokens_details: { reasoning_tokens: 2 } },
+      7,
+    ],
     ['Workers AI', { prompt_tokens: 21, completion_tokens: 100, total_tokens: 121 }, 121],
     ['Anthropic', { input_tokens: 12, output_tokens: 30 }, 42],
     ['Anthropic, output only (a stream delta)', { output_tokens: 30 }, 30],

@@ -108,7 +108,7 @@ describe('UsageObject leases', () => {
 });
 
 describe('UsageObject daily budgets', () => {
-  it('refuses with quota_exceeded once the day\'s tokens reach the budget, until the next UTC midnight', async () => {
+  it("refuses with quota_exceeded once the day's tokens reach the budget, until the next UTC midnight", async () => {
     const usage = freshCounter();
     const late = MIDNIGHT - 3600 * S; // 23:00 UTC
     expect(await usage.admit(admitReq('a', { tokensPerDay: 100, now: late }))).toEqual({ ok: true });
@@ -129,7 +129,7 @@ describe('UsageObject daily budgets', () => {
     expect(await usage.snapshot(MIDNIGHT)).toEqual({ running: 1, tokens: 0, rows: 0 });
   });
 
-  it('refuses once the day\'s log rows reach the budget, naming event storage', async () => {
+  it("refuses once the day's log rows reach the budget, naming event storage", async () => {
     const usage = freshCounter();
     await usage.release({ runId: 'a', tokens: 0, rows: 50, now: NOON });
     const refused = await usage.admit(admitReq('b', { rowsPerDay: 50 }));
@@ -162,7 +162,7 @@ describe('UsageObject daily budgets', () => {
     });
   });
 
-  it('words refusals for the deployment as the service\'s, without internal detail', async () => {
+  it("words refusals for the deployment as the service's, without internal detail", async () => {
     const usage = freshCounter();
     await usage.release({ runId: 'a', tokens: 10, rows: 0, now: NOON });
     const refused = await usage.admit(admitReq('b', { tokensPerDay: 10, scope: 'deployment' }));
@@ -214,9 +214,7 @@ describe('UsageObject storage', () => {
     await usage.admit(admitReq('a', { now, leaseUntil: now + 1000 }));
     await runInDurableObject(usage, async (_o, state) => expect(await state.storage.getAlarm()).toBe(nextMidnight));
     await usage.admit(admitReq('b', { now, leaseUntil: nextMidnight + 7200 * S }));
-    await runInDurableObject(usage, async (_o, state) =>
-      expect(await state.storage.getAlarm()).toBe(nextMidnight + 7200 * S),
-    );
+    await runInDurableObject(usage, async (_o, state) => expect(await state.storage.getAlarm()).toBe(nextMidnight + 7200 * S));
   });
 
   it('deletes all its storage by alarm once its day is over and no lease is left, and works again after', async () => {

@@ -65,7 +65,13 @@ export class ChatAnswer {
   /** The events that close the answer: assembled tool calls, then the result. */
   finish(model: string): AgentEvent[] {
     const calls = this.#tools.calls();
-    const events: AgentEvent[] = calls.map((call) => ({ type: 'tool', messageId: MESSAGE_ID, name: call.name, phase: 'call', input: call.input }));
+    const events: AgentEvent[] = calls.map((call) => ({
+      type: 'tool',
+      messageId: MESSAGE_ID,
+      name: call.name,
+      phase: 'call',
+      input: call.input,
+    }));
     const data: Record<string, unknown> = { model, finishReason: this.#finishReason };
     if (this.#usage) data.usage = this.#usage;
     if (calls.length) data.toolCalls = calls;

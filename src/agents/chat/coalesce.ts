@@ -70,7 +70,13 @@ export async function* coalesceText(source: AsyncIterator<Step[]>, opts: Coalesc
   } finally {
     // Closed early with a read in flight: it ends when the caller aborts the
     // reading; only then can the source clean up. Otherwise clean up now.
-    if (next) void next.then(() => source.return?.(), () => {}).catch(() => {});
+    if (next)
+      void next
+        .then(
+          () => source.return?.(),
+          () => {},
+        )
+        .catch(() => {});
     else await source.return?.();
   }
 }

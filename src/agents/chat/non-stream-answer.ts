@@ -28,7 +28,11 @@ const notAStream = () =>
  * The event stream to read, or the completion a non-streaming server sent.
  * @param secret the API key, so that an error code quoting it is never shown
  */
-export async function answerBody(res: Response, idleMs: number, secret?: string): Promise<{ stream: ReadableStream<Uint8Array> } | { completion: Completion }> {
+export async function answerBody(
+  res: Response,
+  idleMs: number,
+  secret?: string,
+): Promise<{ stream: ReadableStream<Uint8Array> } | { completion: Completion }> {
   const body = res.body!;
   if (/^\s*text\/event-stream/i.test(res.headers.get('Content-Type') ?? '')) return { stream: body };
   const reader = body.getReader();
@@ -67,7 +71,11 @@ export async function answerBody(res: Response, idleMs: number, secret?: string)
   }
   if (json?.error) {
     const code = safeErrorCode(json.error, secret);
-    throw new AgentError('upstream_error', `the model endpoint answered with an error instead of a stream${code ? ` (${code})` : ''}`, false);
+    throw new AgentError(
+      'upstream_error',
+      `the model endpoint answered with an error instead of a stream${code ? ` (${code})` : ''}`,
+      false,
+    );
   }
   const message = json?.choices?.[0]?.message;
   if (message && typeof message === 'object') return { completion: json as Completion };

@@ -26,7 +26,11 @@ export interface ChatStreamOptions {
  * stops thinking, `tool` calls once assembled, then one `result`.
  * A stream that ends without `[DONE]` is incomplete, and fails the run.
  */
-export async function* readChatStream(body: ReadableStream<Uint8Array>, signal: AbortSignal, opts: ChatStreamOptions): AsyncGenerator<AgentEvent> {
+export async function* readChatStream(
+  body: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+  opts: ChatStreamOptions,
+): AsyncGenerator<AgentEvent> {
   const answer = new ChatAnswer();
   // Ends the read on the run's abort, and also when our consumer stops
   // early while the coalescer has a read in flight.

@@ -38,7 +38,8 @@ export function resolveHeaders(headers: Record<string, string>, env: AppEnv): { 
     if (typeof secret !== 'string' || secret === '') {
       throw new AgentError('agent_not_configured', `the relay needs the secret ${ref[1]} (wrangler secret put ${ref[1]})`, false);
     }
-    if (/[\r\n\0]/.test(secret)) throw new AgentError('agent_misconfigured', `the secret ${ref[1]} is not a valid header value (it holds a line break)`, false);
+    if (/[\r\n\0]/.test(secret))
+      throw new AgentError('agent_misconfigured', `the secret ${ref[1]} is not a valid header value (it holds a line break)`, false);
     resolved[name] = secret;
     secrets.push(secret);
   }
@@ -62,7 +63,9 @@ export async function openUpstream(
   let body: string | undefined;
   if (settings.method === 'POST') {
     headers['Content-Type'] = 'application/json';
-    body = JSON.stringify(fillTemplate(settings.body ?? DEFAULT_BODY, { query: input.query, requestId: input.requestId, messages: input.messages }));
+    body = JSON.stringify(
+      fillTemplate(settings.body ?? DEFAULT_BODY, { query: input.query, requestId: input.requestId, messages: input.messages }),
+    );
   }
   Object.assign(headers, configured);
   if (lastEventId !== undefined) headers['Last-Event-ID'] = lastEventId;

@@ -36,11 +36,22 @@ const Headers = z.record(z.string(), z.string({ error: 'header values are string
   z.superRefine((headers, ctx) => {
     for (const [name, value] of Object.entries(headers)) {
       if (!HEADER_NAME.test(name)) ctx.issues.push({ code: 'custom', input: name, path: [name], message: 'is not a valid header name' });
-      else if (RESERVED_HEADERS.has(name.toLowerCase())) ctx.issues.push({ code: 'custom', input: name, path: [name], message: 'is set by the relay itself' });
+      else if (RESERVED_HEADERS.has(name.toLowerCase()))
+        ctx.issues.push({ code: 'custom', input: name, path: [name], message: 'is set by the relay itself' });
       if (value.startsWith('secret:') && !SECRET_REF.test(value)) {
-        ctx.issues.push({ code: 'custom', input: value, path: [name], message: '"secret:NAME" needs a variable name (letters, digits, _)' });
+        ctx.issues.push({
+          code: 'custom',
+          input: value,
+          path: [name],
+          message: '"secret:NAME" needs a variable name (letters, digits, _)',
+        });
       } else if (CREDENTIAL_HEADERS.test(name) && !SECRET_REF.test(value)) {
-        ctx.issues.push({ code: 'custom', input: value, path: [name], message: 'carries credentials: use "secret:NAME" and set NAME as a secret' });
+        ctx.issues.push({
+          code: 'custom',
+          input: value,
+          path: [name],
+          message: 'carries credentials: use "secret:NAME" and set NAME as a secret',
+        });
       } else if (!noControl(value) || value.length > 8192) {
         ctx.issues.push({ code: 'custom', input: value, path: [name], message: 'must be one line of at most 8192 characters' });
       }
@@ -68,19 +79,28 @@ export const RelaySettings = z
       headers: z._default(Headers, {}),
       body: z.optional(Body),
       format: z.enum(RELAY_FORMATS, { error: `is required: one of ${RELAY_FORMATS.join(', ')}` }),
-      field: z.optional(z.string({ error: 'must be a dotted path' }).check(z.regex(FIELD_PATH, 'must be a dotted path like "choices.0.delta.content"'))),
-      idleTimeoutMs: z.optional(z.int({ error: 'must be an integer' }).check(z.gte(1, 'must be at least 1'), z.lte(MAX_IDLE_TIMEOUT_MS, `must be at most ${MAX_IDLE_TIMEOUT_MS}`))),
+      field: z.optional(
+        z.string({ error: 'must be a dotted path' }).check(z.regex(FIELD_PATH, 'must be a dotted path like "choices.0.delta.content"')),
+      ),
+      idleTimeoutMs: z.optional(
+        z
+          .int({ error: 'must be an integer' })
+          .check(z.gte(1, 'must be at least 1'), z.lte(MAX_IDLE_TIMEOUT_MS, `must be at most ${MAX_IDLE_TIMEOUT_MS}`)),
+      ),
       resume: z._default(z.boolean({ error: 'must be true or false' }), true),
     },
     {
       error: (issue) =>
-        issue.code === 'unrecognized_keys' ? `not a profile key of the relay agent: ${issue.keys.join(', ')}` : 'a relay profile is an object',
+        issue.code === 'unrecognized_keys'
+          ? `not a profile key of the relay agent: ${issue.keys.join(', ')}`
+          : 'a relay profile is an object',
     },
   )
   .check(
     z.superRefine((s, ctx) => {
       const issue = (path: string, message: string) => ctx.issues.push({ code: 'custom', input: s, path: [path], message });
-      if (s.format === 'json' && s.field === undefined) issue('field', 'is required with format "json": the dotted path to the text in each message');
+      if (s.format === 'json' && s.field === undefined)
+        issue('field', 'is required with format "json": the dotted path to the text in each message');
       if (s.format !== 'json' && s.field !== undefined) issue('field', 'applies only to format "json"');
       if (s.method === 'GET' && s.body !== undefined) issue('body', 'a GET request has no body; use "POST"');
     }),

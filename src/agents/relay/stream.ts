@@ -21,7 +21,11 @@ export const MAX_MESSAGE_CHARS = 8 * 1024 * 1024;
  * connection breaks, `upstream_malformed` for an oversized message.
  * Returns quietly when `signal` aborts.
  */
-export async function* upstreamMessages(body: ReadableStream<Uint8Array>, signal: AbortSignal, idleMs: number): AsyncGenerator<UpstreamMessage[]> {
+export async function* upstreamMessages(
+  body: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+  idleMs: number,
+): AsyncGenerator<UpstreamMessage[]> {
   let batch: UpstreamMessage[] = [];
   let oversized = false;
   const parser = createParser({
@@ -55,7 +59,7 @@ export async function* upstreamMessages(body: ReadableStream<Uint8Array>, signal
       if (oversized) throw new AgentError('upstream_malformed', `the upstream sent a message over ${MAX_MESSAGE_CHARS} characters`, false);
     }
     // A last message without its blank line: the spec drops it; the format decides (see `unterminated`).
-    parser.feed(decoder.decode() + '\n\n');
+    parser.feed(`${decoder.decode()}\n\n`);
     if (batch.length > 0) yield batch.map((message) => ({ ...message, unterminated: true as const }));
   } catch (err) {
     if (signal.aborted) return;

@@ -22,11 +22,7 @@ export interface DataBatch {
  * Throws AgentError `upstream_timeout` when no byte arrives for `idleMs`.
  * Returns quietly when `signal` aborts (the run was cancelled or timed out).
  */
-export async function* sseDataBatches(
-  body: ReadableStream<Uint8Array>,
-  signal: AbortSignal,
-  idleMs: number,
-): AsyncGenerator<DataBatch> {
+export async function* sseDataBatches(body: ReadableStream<Uint8Array>, signal: AbortSignal, idleMs: number): AsyncGenerator<DataBatch> {
   let batch: string[] = [];
   const parser = createParser({ onEvent: (event) => batch.push(event.data) });
   const reader = body.getReader();
@@ -50,7 +46,7 @@ export async function* sseDataBatches(
     // The SSE spec drops an event that EOF cuts before its blank line;
     // eventsource-parser's reset({ consume: true }) completes the line but
     // still drops the event. Ending the stream with a blank line delivers it.
-    parser.feed(decoder.decode() + '\n\n');
+    parser.feed(`${decoder.decode()}\n\n`);
     if (batch.length > 0) yield { data: batch, unterminated: true };
   } catch (err) {
     if (signal.aborted) return;

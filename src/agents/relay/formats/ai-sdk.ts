@@ -19,7 +19,20 @@
  * | `*-start`, `*-end`, `start-step`, `finish-step`, `tool-input-delta`, `file`, `tool-approval-request`, unknown | dropped |
  */
 import type { AgentEvent } from '../../../events';
-import { MESSAGE_ID, isObject, isText, messageIdOf, notTheFormat, parseJson, reportedError, incomplete, type FormatReader, type Mapped, type RelayFormat, type UpstreamMessage } from './format';
+import {
+  MESSAGE_ID,
+  isObject,
+  isText,
+  messageIdOf,
+  notTheFormat,
+  parseJson,
+  reportedError,
+  incomplete,
+  type FormatReader,
+  type Mapped,
+  type RelayFormat,
+  type UpstreamMessage,
+} from './format';
 
 /** What the answer has accumulated: kept in checkpoints, since the result is assembled here. */
 interface State {
@@ -58,7 +71,8 @@ class AiSdkReader implements FormatReader {
   read(message: UpstreamMessage): Mapped {
     if (message.data.trim() === '[DONE]') return { events: [this.#result(undefined)], final: true };
     const chunk = parseJson(message);
-    if (!isObject(chunk) || typeof chunk.type !== 'string') throw notTheFormat('an AI SDK UI message stream', 'a message without a chunk type');
+    if (!isObject(chunk) || typeof chunk.type !== 'string')
+      throw notTheFormat('an AI SDK UI message stream', 'a message without a chunk type');
     const s = this.#s;
     const events: AgentEvent[] = [];
     const type: string = chunk.type;
@@ -99,15 +113,22 @@ class AiSdkReader implements FormatReader {
       case 'tool-output-error':
       case 'tool-output-denied':
         if (typeof chunk.toolCallId === 'string') {
-          const output = type === 'tool-output-available' ? chunk.output ?? null : type === 'tool-output-error' ? { error: chunk.errorText ?? null } : { denied: true };
+          const output =
+            type === 'tool-output-available'
+              ? (chunk.output ?? null)
+              : type === 'tool-output-error'
+                ? { error: chunk.errorText ?? null }
+                : { denied: true };
           events.push({ type: 'tool', messageId: chunk.toolCallId, name: s.tools[chunk.toolCallId] ?? 'tool', phase: 'result', output });
         }
         break;
       case 'source-url':
-        if (typeof chunk.url === 'string') s.sources.push(typeof chunk.title === 'string' ? { url: chunk.url, title: chunk.title } : { url: chunk.url });
+        if (typeof chunk.url === 'string')
+          s.sources.push(typeof chunk.title === 'string' ? { url: chunk.url, title: chunk.title } : { url: chunk.url });
         break;
       case 'source-document':
-        if (typeof chunk.title === 'string') s.sources.push({ title: chunk.title, ...(typeof chunk.mediaType === 'string' ? { mediaType: chunk.mediaType } : {}) });
+        if (typeof chunk.title === 'string')
+          s.sources.push({ title: chunk.title, ...(typeof chunk.mediaType === 'string' ? { mediaType: chunk.mediaType } : {}) });
         break;
       case 'message-metadata':
         s.metadata = chunk.messageMetadata;

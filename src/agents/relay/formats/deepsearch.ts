@@ -14,7 +14,19 @@
  * | `messageType: "error"`, or `event: error` | `upstream_error` (its text is not shown) |
  */
 import type { AgentEvent } from '../../../events';
-import { MESSAGE_ID, incomplete, isObject, isText, notTheFormat, parseJson, reportedError, type FormatReader, type Mapped, type RelayFormat, type UpstreamMessage } from './format';
+import {
+  MESSAGE_ID,
+  incomplete,
+  isObject,
+  isText,
+  notTheFormat,
+  parseJson,
+  reportedError,
+  type FormatReader,
+  type Mapped,
+  type RelayFormat,
+  type UpstreamMessage,
+} from './format';
 
 function read(message: UpstreamMessage): Mapped {
   if (message.data.trim() === 'heartbeat') return { events: [] };
@@ -29,13 +41,17 @@ function read(message: UpstreamMessage): Mapped {
         events.push({ type: 'status', status: chunk.status, message: typeof chunk.message === 'string' ? chunk.message : '' });
       }
       const found = chunk.search_result ?? chunk.searchResult;
-      if (found !== undefined && found !== null) events.push({ type: 'tool', messageId: 'search', name: 'search', phase: 'result', output: found });
+      if (found !== undefined && found !== null)
+        events.push({ type: 'tool', messageId: 'search', name: 'search', phase: 'result', output: found });
       return { events };
     }
     case 'search':
       if (chunk.isFinal === true) {
         const text = typeof chunk.answer === 'string' ? chunk.answer : '';
-        return { events: [{ type: 'result', messageId: MESSAGE_ID, text, data: { searchResult: chunk.searchResult ?? null } }], final: true };
+        return {
+          events: [{ type: 'result', messageId: MESSAGE_ID, text, data: { searchResult: chunk.searchResult ?? null } }],
+          final: true,
+        };
       }
       return { events: isText(chunk.answer) ? [{ type: 'delta', messageId: MESSAGE_ID, text: chunk.answer }] : [] };
     case 'error':

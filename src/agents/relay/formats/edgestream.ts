@@ -14,7 +14,16 @@
  */
 import * as z from 'zod/mini';
 import type { AgentEvent } from '../../../events';
-import { incomplete, notTheFormat, parseJson, reportedError, type FormatReader, type Mapped, type RelayFormat, type UpstreamMessage } from './format';
+import {
+  incomplete,
+  notTheFormat,
+  parseJson,
+  reportedError,
+  type FormatReader,
+  type Mapped,
+  type RelayFormat,
+  type UpstreamMessage,
+} from './format';
 
 const Event = z.discriminatedUnion('type', [
   z.looseObject({ type: z.literal('status'), status: z.string(), message: z.string() }),

@@ -86,4 +86,5 @@ export function parseJson(message: UpstreamMessage): any {
 }
 
 export const isText = (value: unknown): value is string => typeof value === 'string' && value !== '';
-export const isObject = (value: unknown): value is Record<string, any> => typeof value === 'object' && value !== null && !Array.isArray(value);
+export const isObject = (value: unknown): value is Record<string, any> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -18,7 +18,19 @@
  * is `upstream_incomplete`.
  */
 import type { AgentEvent } from '../../../events';
-import { MESSAGE_ID, incomplete, isObject, isText, messageIdOf, notTheFormat, parseJson, type FormatReader, type Mapped, type RelayFormat, type UpstreamMessage } from './format';
+import {
+  MESSAGE_ID,
+  incomplete,
+  isObject,
+  isText,
+  messageIdOf,
+  notTheFormat,
+  parseJson,
+  type FormatReader,
+  type Mapped,
+  type RelayFormat,
+  type UpstreamMessage,
+} from './format';
 
 class GenieReader implements FormatReader {
   #sawResult: boolean;
