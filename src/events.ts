@@ -1,5 +1,6 @@
 /**
- * The event union of the HTTP contract (API.md, "Event types and their fields").
+ * The event union of the HTTP contract (API.md, "Event types and their fields"),
+ * and the other shapes the Worker and the client library share.
  * Plain types: events are produced inside the service, never parsed from users.
  */
 
@@ -36,6 +37,12 @@ export interface EventEnvelope {
 
 export type RunEvent = EventEnvelope & RunEventBody;
 export type EventType = RunEventBody['type'];
+
+/** One earlier turn of a conversation, as `messages` of `POST /v1/runs` carries it. */
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
 
 /** The error a run ended with, as the status endpoint reports it. */
 export interface RunError {

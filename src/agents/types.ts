@@ -3,13 +3,10 @@
  * sequencing, storage, errors and `done`; an agent only yields events.
  */
 import type * as z from 'zod/mini';
-import type { AgentEvent } from '../events';
+import type { AgentEvent, ChatMessage } from '../events';
 import type { AppEnv } from '../env';
 
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
-}
+export type { ChatMessage } from '../events';
 
 export interface AgentInput<Options = Record<string, unknown>> {
   requestId: string;

@@ -1,12 +1,7 @@
 /** The contract's event union, as the client sees it (see API.md). */
-export type { RunEvent, RunEventBody, RunState, TerminalState, EventType } from '../events';
+export type { ChatMessage, RunEvent, RunEventBody, RunState, TerminalState, EventType } from '../events';
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed' | 'error';
-
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
-}
 
 /**
  * What identifies a run to a reader; persisted so a page reload can resume.
