@@ -8,13 +8,13 @@ import { echoAgent } from './examples/echo';
 import { externalAgent } from './external';
 import { openaiAgent } from './openai';
 import { relayAgent } from './relay/relay';
-import type { Agent } from './types';
+import type { AnyAgent } from './types';
 import { workersAiAgent } from './workers-ai';
 
-const AGENTS: readonly Agent<any, any>[] = [demoAgent, openaiAgent, workersAiAgent, anthropicAgent, echoAgent, externalAgent, relayAgent];
+const AGENTS: readonly AnyAgent[] = [demoAgent, openaiAgent, workersAiAgent, anthropicAgent, echoAgent, externalAgent, relayAgent];
 
-const BY_NAME: ReadonlyMap<string, Agent<any, any>> = new Map(AGENTS.map((agent) => [agent.name, agent]));
+const BY_NAME: ReadonlyMap<string, AnyAgent> = new Map(AGENTS.map((agent) => [agent.name, agent]));
 
-export function getAgent(name: string): Agent<any, any> | undefined {
+export function getAgent(name: string): AnyAgent | undefined {
   return BY_NAME.get(name);
 }

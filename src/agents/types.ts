@@ -67,6 +67,16 @@ export interface Agent<Options = Record<string, unknown>, Settings = Record<stri
 }
 
 /**
+ * Any agent, as the registry, the profiles and the run hold them: options and
+ * settings are JSON objects whose fields only the agent itself knows. They
+ * reach `run` only as the agent's own `options` and `settings` schemas parsed
+ * them (profiles/profile.ts and profiles/resolve.ts do that before a run
+ * starts), so outside the agent each field is `unknown`, and
+ * `agent.settings?.safeParse(...)` yields such an object, not `any`.
+ */
+export type AnyAgent = Agent<Record<string, unknown>, Record<string, unknown>>;
+
+/**
  * Not an event: "everything yielded before this is covered by `cursor`" (an
  * upstream's SSE id, say). The run stores the cursor with the events it
  * covers, so a restarted `resumable` agent continues exactly where its log ends.

@@ -149,7 +149,7 @@ export function parseProfiles(raw: string | undefined, maxRunSeconds: number): {
     let settings: Record<string, unknown> = {};
     if (agent.settings) {
       const parsedSettings = agent.settings.safeParse(extra);
-      if (parsedSettings.success) settings = parsedSettings.data as Record<string, unknown>;
+      if (parsedSettings.success) settings = parsedSettings.data;
       else {
         for (const i of parsedSettings.error.issues) {
           // An unknown key is named as the field itself, like the other profile mistakes.

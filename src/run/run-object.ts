@@ -14,7 +14,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import { isExternalRun, leaseMs } from '../agents/external';
 import { getAgent } from '../agents/registry';
-import { AgentError, type Agent } from '../agents/types';
+import { AgentError, type AnyAgent } from '../agents/types';
 import { getConfig, type Config } from '../config';
 import type { AppEnv } from '../env';
 import type { RunError, RunEventBody, RunState, TerminalState } from '../events';
@@ -553,7 +553,7 @@ export class RunObject extends DurableObject<AppEnv> {
     return this.#log;
   }
 
-  #startAgent(agent: Agent<any>, skip: number, resumeCursor?: string): void {
+  #startAgent(agent: AnyAgent, skip: number, resumeCursor?: string): void {
     const abort = new AbortController();
     this.#agentAbort = abort;
     const input = this.#meta!.input;
@@ -561,7 +561,7 @@ export class RunObject extends DurableObject<AppEnv> {
   }
 
   /** Pull the agent's events into the log until it ends, fails or is aborted. */
-  async #drive(agent: Agent<any>, input: StartInput, abort: AbortController, skip: number, resumeCursor?: string): Promise<void> {
+  async #drive(agent: AnyAgent, input: StartInput, abort: AbortController, skip: number, resumeCursor?: string): Promise<void> {
     let skipped = 0;
     try {
       const ctx = { env: this.env, skip, settings: input.settings ?? {}, ...(resumeCursor !== undefined ? { resumeCursor } : {}) };
