@@ -82,9 +82,42 @@ async function* messageSteps(batches: AsyncIterable<DataBatch>, message: Message
   }
 }
 
-function parseEvent(data: string, batch: DataBatch): unknown {
+/**
+ * The fields of a Messages stream event read here. Any of them may be
+ * missing or of another type (see `parseChunk`); `MessageEvents` checks
+ * each one it uses.
+ */
+interface StreamEvent {
+  type?: unknown;
+  index?: unknown;
+  message?: { usage?: unknown };
+  content_block?: ContentBlock;
+  /** `content_block_delta`'s delta, or `message_delta`'s (with `stop_reason`). */
+  delta?: BlockDelta & { stop_reason?: unknown };
+  usage?: unknown;
+  error?: unknown;
+}
+
+interface ContentBlock {
+  type?: unknown;
+  text?: unknown;
+  thinking?: unknown;
+  id?: unknown;
+  name?: unknown;
+  input?: unknown;
+}
+
+interface BlockDelta {
+  type?: unknown;
+  text?: unknown;
+  thinking?: unknown;
+  partial_json?: unknown;
+}
+
+function parseEvent(data: string, batch: DataBatch): StreamEvent | undefined {
   try {
-    return parseChunk(data);
+    // Seen through the fields read here, unchecked on purpose (see parseChunk); JSON null as undefined.
+    return (parseChunk(data) ?? undefined) as StreamEvent | undefined;
   } catch (err) {
     // Not JSON and cut off by the end of the stream: the stream was cut short, the event is fine.
     if (batch.unterminated) throw new AgentError('upstream_incomplete', 'the Anthropic stream ended in the middle of an event', true);
@@ -110,7 +143,7 @@ class MessageEvents {
   }
 
   /** Take in one event; returns what to emit for it, in order. */
-  apply(event: any): Step[] {
+  apply(event: StreamEvent | undefined): Step[] {
     switch (event?.type) {
       case 'message_start':
         return this.#answer.apply({ usage: this.#addUsage(event.message?.usage) });
@@ -133,7 +166,7 @@ class MessageEvents {
     }
   }
 
-  #blockStart(index: unknown, block: any): ChunkParts {
+  #blockStart(index: unknown, block: ContentBlock | undefined): ChunkParts {
     if (typeof index !== 'number' || !block || typeof block !== 'object') return {};
     switch (block.type) {
       case 'text':
@@ -152,7 +185,7 @@ class MessageEvents {
     }
   }
 
-  #blockDelta(index: unknown, delta: any): ChunkParts {
+  #blockDelta(index: unknown, delta: BlockDelta | undefined): ChunkParts {
     const block = typeof index === 'number' ? this.#blocks.get(index) : undefined;
     if (!block || !delta || typeof delta !== 'object') return {};
     if (delta.type === 'text_delta' && block.kind === 'text') return { content: delta.text };

@@ -8,7 +8,7 @@
  */
 import * as z from 'zod/mini';
 import type { AppEnv } from '../env';
-import { chatMessages, readChatStream } from './chat/stream';
+import { chatMessages, readChatStream, type CompletionChunk } from './chat/stream';
 import { answerBody, completionEvents } from './chat/non-stream-answer';
 import { errorCodeInBody, upstreamHttpError } from './upstream/errors';
 import { textPrefix } from './upstream/sse';
@@ -47,6 +47,9 @@ export const OpenAIOptions = z.strictObject({
   tools: z.optional(z.array(ToolDefinition).check(z.minLength(1), z.maxLength(MAX_TOOLS))),
 });
 export type OpenAIOptions = z.infer<typeof OpenAIOptions>;
+
+/** A chunk as OpenAI-compatible servers send it; Groq has put `usage` under `x_groq`. */
+type OpenAIChunk = CompletionChunk & { x_groq?: { usage?: unknown } };
 
 export const openaiAgent: Agent<OpenAIOptions> = {
   name: 'openai',
@@ -91,7 +94,7 @@ export const openaiAgent: Agent<OpenAIOptions> = {
       model,
       idleMs,
       secret: env.OPENAI_API_KEY,
-      parts: (chunk) => {
+      parts: (chunk: OpenAIChunk | undefined) => {
         const choice = chunk?.choices?.[0];
         const delta = choice?.delta;
         return {

@@ -8,7 +8,7 @@
  * then `data: [DONE]`.
  */
 import * as z from 'zod/mini';
-import { chatMessages, readChatStream } from './chat/stream';
+import { chatMessages, readChatStream, type CompletionChunk } from './chat/stream';
 import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
 import { firstByteGuard, idleMsFrom, untilAborted } from './upstream/timeouts';
 import { workersAiError } from './workers-ai-errors';
@@ -29,6 +29,9 @@ export const WorkersAIOptions = z.strictObject({
   maxTokens: z.optional(z.int().check(z.gte(1), z.lte(131_072))),
 });
 export type WorkersAIOptions = z.infer<typeof WorkersAIOptions>;
+
+/** A chunk of the binding's stream: older models send `response`, newer ones the OpenAI shape. */
+type WorkersAIChunk = CompletionChunk & { response?: unknown };
 
 export const workersAiAgent: Agent<WorkersAIOptions> = {
   name: 'workers-ai',
@@ -72,7 +75,7 @@ export const workersAiAgent: Agent<WorkersAIOptions> = {
       provider: 'Workers AI',
       model,
       idleMs,
-      parts: (chunk) => {
+      parts: (chunk: WorkersAIChunk | undefined) => {
         const choice = chunk?.choices?.[0];
         return {
           // Older models send `response`; newer ones the OpenAI shape, some

@@ -21,6 +21,12 @@ export interface Completion {
   usage?: unknown;
 }
 
+/** The fields of a JSON answer read before it counts as a `Completion`; any may be missing or of another type. */
+interface JsonAnswer {
+  error?: unknown;
+  choices?: readonly { message?: unknown }[];
+}
+
 const notAStream = () =>
   new AgentError('upstream_malformed', 'the model endpoint did not answer with an event stream (check OPENAI_BASE_URL)', false);
 
@@ -63,7 +69,7 @@ export async function answerBody(
   } finally {
     if (!replaying) reader.cancel().catch(() => {});
   }
-  let json: any;
+  let json: JsonAnswer | null;
   try {
     json = JSON.parse(text + decoder.decode());
   } catch {

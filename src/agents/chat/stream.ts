@@ -11,11 +11,27 @@ export function chatMessages(input: AgentInput<unknown>): ChatMessage[] {
   return [...input.messages, { role: 'user', content: input.query }];
 }
 
-export interface ChatStreamOptions {
+/**
+ * The fields of an OpenAI-style Chat Completions stream chunk the chat agents
+ * read. Any of them may be missing or of another type (see `parseChunk`):
+ * chat/answer.ts checks each one it uses.
+ */
+export interface CompletionChunk {
+  choices?: readonly {
+    delta?: { content?: unknown; reasoning_content?: unknown; reasoning?: unknown; refusal?: unknown; tool_calls?: unknown };
+    finish_reason?: unknown;
+  }[];
+  usage?: unknown;
+  error?: unknown;
+}
+
+/** How to read one provider's stream; `Chunk` names the fields `parts` reads (see `parseChunk`). */
+export interface ChatStreamOptions<Chunk extends object> {
   provider: string;
   model: string;
   idleMs: number;
-  parts: (chunk: any) => ChunkParts;
+  /** What one parsed chunk carries; `undefined` when the chunk is JSON `null`. */
+  parts: (chunk: Chunk | undefined) => ChunkParts;
   /** The API key, so that an error code quoting it is never shown. */
   secret?: string;
 }
@@ -26,10 +42,10 @@ export interface ChatStreamOptions {
  * stops thinking, `tool` calls once assembled, then one `result`.
  * A stream that ends without `[DONE]` is incomplete, and fails the run.
  */
-export async function* readChatStream(
+export async function* readChatStream<Chunk extends object>(
   body: ReadableStream<Uint8Array>,
   signal: AbortSignal,
-  opts: ChatStreamOptions,
+  opts: ChatStreamOptions<Chunk>,
 ): AsyncGenerator<AgentEvent> {
   const answer = new ChatAnswer();
   // Ends the read on the run's abort, and also when our consumer stops
@@ -56,7 +72,11 @@ export async function* readChatStream(
  * that keeps the connection open must not turn a finished answer into a
  * timeout. A failing chunk first hands over the steps of the chunks before it.
  */
-async function* chatSteps(batches: AsyncIterable<DataBatch>, answer: ChatAnswer, opts: ChatStreamOptions): AsyncGenerator<Step[]> {
+async function* chatSteps<Chunk extends object>(
+  batches: AsyncIterable<DataBatch>,
+  answer: ChatAnswer,
+  opts: ChatStreamOptions<Chunk>,
+): AsyncGenerator<Step[]> {
   for await (const batch of batches) {
     const steps: Step[] = [];
     let failure: unknown;
@@ -78,7 +98,7 @@ async function* chatSteps(batches: AsyncIterable<DataBatch>, answer: ChatAnswer,
   }
 }
 
-function chunkParts(data: string, batch: DataBatch, opts: ChatStreamOptions): ChunkParts {
+function chunkParts<Chunk extends object>(data: string, batch: DataBatch, opts: ChatStreamOptions<Chunk>): ChunkParts {
   let chunk: unknown;
   try {
     chunk = parseChunk(data);
@@ -87,7 +107,8 @@ function chunkParts(data: string, batch: DataBatch, opts: ChatStreamOptions): Ch
     if (batch.unterminated) throw new AgentError('upstream_incomplete', `the ${opts.provider} stream ended in the middle of a chunk`, true);
     throw err;
   }
-  const parts = opts.parts(chunk);
+  // Seen through the fields `parts` reads, unchecked on purpose (see parseChunk); JSON null as undefined.
+  const parts = opts.parts((chunk ?? undefined) as Chunk | undefined);
   if (parts.error) {
     const code = safeErrorCode(parts.error, opts.secret);
     throw new AgentError('upstream_error', `${opts.provider} reported an error mid-stream${code ? ` (${code})` : ''}`, true);

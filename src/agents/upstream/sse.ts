@@ -59,8 +59,17 @@ export async function* sseDataBatches(body: ReadableStream<Uint8Array>, signal: 
   }
 }
 
-/** Parse one event's JSON; a malformed chunk fails the run (retrying may well help). */
-export function parseChunk(data: string): any {
+/**
+ * Parse one event's JSON; a malformed chunk fails the run (retrying may well help).
+ *
+ * The result is not validated as a whole: providers add fields and leave
+ * others out, and neither may fail a run. Each reader names the fields it
+ * reads in a type of its own (every field optional, every leaf `unknown`,
+ * e.g. `CompletionChunk` in chat/stream.ts), walks it with `?.` and checks
+ * each leaf before using it. That holds for any JSON value: `?.` stops at
+ * `null`, and a string, number or array has no such field (`undefined`).
+ */
+export function parseChunk(data: string): unknown {
   try {
     return JSON.parse(data);
   } catch {
