@@ -16,6 +16,7 @@ import * as z from 'zod/mini';
 import type { AgentEvent } from '../../../events';
 import {
   incomplete,
+  isObject,
   notTheFormat,
   parseJson,
   reportedError,
@@ -70,9 +71,10 @@ function ours(event: z.infer<typeof Event>): AgentEvent | null {
 
 function read(message: UpstreamMessage): Mapped {
   const json = parseJson(message);
-  const type = json?.type ?? message.event;
+  const fields = isObject(json) ? json : {};
+  const type = fields.type ?? message.event;
   if (typeof type !== 'string' || !PASSED.has(type)) return { events: [] }; // `run`, and types of a later contract
-  const parsed = Event.safeParse({ ...json, type });
+  const parsed = Event.safeParse({ ...fields, type });
   if (!parsed.success) throw notTheFormat('edgestream', `a "${type}" event without its fields`);
   const event = parsed.data;
   if (event.type === 'error') throw reportedError(event.code, event.retryable !== false);

@@ -76,7 +76,7 @@ export function notTheFormat(format: string, what: string): AgentError {
  * The message's data as JSON. Not JSON: a broken chunk (retrying may help),
  * or, when the body ended in the middle of it, a cut stream.
  */
-export function parseJson(message: UpstreamMessage): any {
+export function parseJson(message: UpstreamMessage): unknown {
   try {
     return JSON.parse(message.data);
   } catch {
@@ -86,5 +86,5 @@ export function parseJson(message: UpstreamMessage): any {
 }
 
 export const isText = (value: unknown): value is string => typeof value === 'string' && value !== '';
-export const isObject = (value: unknown): value is Record<string, any> =>
+export const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
