@@ -20,6 +20,8 @@ export interface AppEnv extends Env {
   ANTHROPIC_API_KEY?: string;
   ANTHROPIC_MODEL?: string;
   ANTHROPIC_IDLE_TIMEOUT_MS?: string;
+  /** A relay profile without `idleTimeoutMs` fails after this long without a byte from its upstream. */
+  RELAY_IDLE_TIMEOUT_MS?: string;
   /** JSON object of profiles (README, "Profiles"); a `[vars]` table arrives as an object. */
   PROFILES?: string | Record<string, unknown>;
   /** HMAC key for run tokens, so the Worker can refuse a forged token without waking the run. Secret. */

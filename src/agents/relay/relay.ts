@@ -78,8 +78,7 @@ export const relayAgent: Agent<RelayOptions, RelaySettings> = {
     const format = FORMATS[settings.format];
     const resumeFrom = ctx.resumeCursor === undefined ? undefined : decodeCursor(ctx.resumeCursor);
     const reader = format.create(settings, resumeFrom?.state);
-    const envIdle = (ctx.env as unknown as Record<string, string | undefined>).RELAY_IDLE_TIMEOUT_MS;
-    const idleMs = settings.idleTimeoutMs ?? idleMsFrom(envIdle, RELAY_IDLE_TIMEOUT_MS);
+    const idleMs = settings.idleTimeoutMs ?? idleMsFrom(ctx.env.RELAY_IDLE_TIMEOUT_MS, RELAY_IDLE_TIMEOUT_MS);
 
     const upstream = await openUpstream(settings, input, ctx.env, signal, idleMs, resumeFrom?.id);
     if (!upstream) return;
