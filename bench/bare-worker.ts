@@ -3,48 +3,11 @@
  * the same encoder, through a TransformStream. No Durable Object, no storage,
  * no resume. What the service costs is measured against this.
  */
-import { DemoOptions, demoAgent } from '../src/agents/demo';
-import type { RunEventBody } from '../src/events';
-import { encodeEvent, encodeRetry } from '../src/sse/encode';
+import { type DemoStreamBody, SSE_RESPONSE_HEADERS, demoStream } from './demo-stream';
 
 export default {
   async fetch(request: Request): Promise<Response> {
-    const body = (await request.json()) as { query: string; options?: unknown };
-    const options = DemoOptions.parse(body.options ?? {});
-    const requestId = `bare_${crypto.randomUUID()}`;
-    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-    const writer = writable.getWriter();
-    const encoder = new TextEncoder();
-    void (async () => {
-      let seq = 0;
-      const frame = (event: RunEventBody) => encodeEvent({ requestId, seq: ++seq, ts: Date.now(), ...event } as never);
-      try {
-        await writer.write(encoder.encode(encodeRetry(1000) + frame({ type: 'run', agent: 'demo', createdAt: Date.now() })));
-        const signal = new AbortController().signal;
-        // Same batching opportunity as the service: one write per macrotask.
-        let pending = '';
-        let flush: Promise<void> | null = null;
-        for await (const event of demoAgent.run({ requestId, query: body.query, messages: [], options }, signal, {
-          env: {} as never,
-          skip: 0,
-        })) {
-          pending += frame(event);
-          flush ??= new Promise<void>((resolve) => setTimeout(resolve, 0)).then(async () => {
-            const text = pending;
-            pending = '';
-            flush = null;
-            await writer.write(encoder.encode(text));
-          });
-        }
-        await flush;
-        await writer.write(encoder.encode(pending + frame({ type: 'done', state: 'completed' })));
-        await writer.close();
-      } catch {
-        // the client went away
-      }
-    })();
-    return new Response(readable, {
-      headers: { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform' },
-    });
+    const body = (await request.json()) as DemoStreamBody;
+    return new Response(demoStream(body), { headers: SSE_RESPONSE_HEADERS });
   },
 };

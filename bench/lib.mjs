@@ -1,0 +1,166 @@
+/**
+ * What every bench case uses: starting a Worker with wrangler's programmatic
+ * runner (inspector off), the workerd processes it owns and their memory,
+ * reading SSE bodies, percentiles.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { unstable_startWorker } from 'wrangler';
+
+/**
+ * Where Durable Object SQLite files go. On tmpfs by default: locally every
+ * commit is an fsync of this machine's disk, which is not what production
+ * storage costs (Cloudflare replicates; it does not fsync a local file). The
+ * service is also measured once on disk so that cost is visible too.
+ */
+export const MEMORY_DIR = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+
+async function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+function workerdPids() {
+  const out = execFileSync('ps', ['-eo', 'pid=,comm='], { encoding: 'utf8' });
+  return new Set(
+    out
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .filter(([, comm]) => comm === 'workerd')
+      .map(([pid]) => Number(pid)),
+  );
+}
+
+/** Resident and peak memory (KiB) of the given processes, summed. */
+export function memKiB(pids) {
+  let rss = 0;
+  let hwm = 0;
+  for (const pid of pids) {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      rss += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      hwm += Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    } catch {
+      // process gone
+    }
+  }
+  return { rss, hwm };
+}
+
+/**
+ * Sample the RSS of `pids` every `everyMs` until stopped; `stop()` returns
+ * the highest sample in MiB. VmHWM cannot be reset, so a peak within one
+ * phase of a long-lived process is sampled instead.
+ */
+export function sampleRss(pids, everyMs = 20) {
+  let max = memKiB(pids).rss;
+  const timer = setInterval(() => {
+    max = Math.max(max, memKiB(pids).rss);
+  }, everyMs);
+  return () => {
+    clearInterval(timer);
+    return Math.max(max, memKiB(pids).rss) / 1024;
+  };
+}
+
+/**
+ * Start a Worker in this process. `vars` become plain-text bindings (as
+ * `[vars]` or `--var` would). The workerd processes it started are the new
+ * ones, so starts must not overlap.
+ */
+export async function start(name, configPath, { baseDir = MEMORY_DIR, vars = {}, path = '/v1/runs' } = {}) {
+  const persist = mkdtempSync(join(baseDir, `edgestream-bench-${name}-`));
+  const port = await freePort();
+  const before = workerdPids();
+  const bindings = Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, { type: 'plain_text', value: v }]));
+  const worker = await unstable_startWorker({
+    config: configPath,
+    bindings,
+    dev: {
+      remote: false,
+      server: { hostname: '127.0.0.1', port },
+      inspector: false,
+      persist,
+      watch: false,
+      liveReload: false,
+      logLevel: 'warn',
+    },
+  });
+  await worker.ready;
+  const pids = [...workerdPids()].filter((p) => !before.has(p));
+  const url = `http://127.0.0.1:${port}`;
+  return { name, worker, url, startUrl: `${url}${path}`, persist, pids };
+}
+
+/** POST a streamed run to `target.startUrl`; resolves with timing and event count. */
+export async function streamRun(target, body, { headers = {}, onFirst } = {}) {
+  const t0 = performance.now();
+  const res = await fetch(target.startUrl, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', ...headers },
+    body: JSON.stringify(body),
+  });
+  if (res.status !== 200) throw new Error(`status ${res.status}: ${await res.text()}`);
+  return readStream(res, t0, onFirst);
+}
+
+/**
+ * Read an SSE body to its end: when the first event arrived (ms after `t0`),
+ * how many events, whether `done` came, each event's delay after its `ts`,
+ * and the bytes read.
+ */
+export async function readStream(res, t0, onFirst) {
+  let first = null;
+  let events = 0;
+  let bytes = 0;
+  let tail = '';
+  let done = false;
+  const decoder = new TextDecoder();
+  const lags = [];
+  for await (const chunk of res.body) {
+    const now = Date.now();
+    bytes += chunk.byteLength;
+    const received = tail + decoder.decode(chunk, { stream: true });
+    // Scan complete lines only; keep a partial last line for the next chunk.
+    const cut = received.lastIndexOf('\n');
+    const text = received.slice(0, cut + 1);
+    tail = received.slice(cut + 1);
+    const matches = text.match(/^id: /gm);
+    if (matches) {
+      if (first === null) {
+        first = performance.now() - t0;
+        onFirst?.(first);
+      }
+      events += matches.length;
+    }
+    for (const m of text.matchAll(/"ts":(\d+)/g)) lags.push(now - Number(m[1]));
+    if (text.includes('event: done')) done = true;
+  }
+  return {
+    first,
+    total: performance.now() - t0,
+    events,
+    bytes,
+    done,
+    lags,
+    requestId: res.headers.get('X-Request-Id'),
+    token: res.headers.get('X-Run-Token'),
+  };
+}
+
+export const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+export const median = (xs) => pct(xs, 50);
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
