@@ -75,11 +75,11 @@ export function sampleRss(pids, everyMs = 20) {
 
 /**
  * Start a Worker in this process. `vars` become plain-text bindings (as
- * `[vars]` or `--var` would). The workerd processes it started are the new
+ * `[vars]` or `--var` would); `persist` reuses the storage of an earlier one. The workerd processes it started are the new
  * ones, so starts must not overlap.
  */
-export async function start(name, configPath, { baseDir = MEMORY_DIR, vars = {}, path = '/v1/runs' } = {}) {
-  const persist = mkdtempSync(join(baseDir, `edgestream-bench-${name}-`));
+export async function start(name, configPath, { baseDir = MEMORY_DIR, vars = {}, path = '/v1/runs', persist: reuse } = {}) {
+  const persist = reuse ?? mkdtempSync(join(baseDir, `edgestream-bench-${name}-`));
   const port = await freePort();
   const before = workerdPids();
   const bindings = Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, { type: 'plain_text', value: v }]));

@@ -107,7 +107,7 @@ export function report(r, { median, pct }) {
       ),
     ),
     '',
-    'replay of a finished run from its start (median time, max peak RSS while replaying):',
+    `replay of a finished run from its start, by a fresh instance (idle ${fmt(k.replayIdleMiB, 0)} MiB; median time, max RSS while replaying):`,
     row(['  events', 'seconds', 'MB', 'MB/s', 'peak MiB'], [42, 11, 11, 11, 11]),
     ...replaySizes.map((size) => {
       const v = replayOf(size);

@@ -92,37 +92,57 @@ async function shared() {
   }
 }
 
-/** Readers and replay: the service with API keys, alone. */
+/**
+ * Readers and replay: the service with API keys, alone. The replay logs are
+ * written first, then replayed by a fresh instance on the same storage, so
+ * its RSS says what replaying costs, not what writing them left behind.
+ */
 async function keyed() {
   const vars = { API_KEYS: BENCH_KEY, PROFILES: KEYED_PROFILES };
-  return withTarget(await start('service-keyed', SERVICE_TOML, { vars }), async (t) => {
+  const out = { readers: [], replay: {} };
+  const logs = {};
+  const writer = await start('service-keyed', SERVICE_TOML, { vars });
+  const { persist } = writer;
+  try {
     const warm = { headers: { Authorization: `Bearer ${BENCH_KEY}` } };
     for (let i = 0; i < WARMUP; i++) {
-      const res = await fetch(t.startUrl, { method: 'POST', ...warm, body: JSON.stringify({ query: 'warm', options: { tokens: 1 } }) });
+      const res = await fetch(writer.startUrl, {
+        method: 'POST',
+        ...warm,
+        body: JSON.stringify({ query: 'warm', options: { tokens: 1 } }),
+      });
       await res.arrayBuffer();
     }
     await sleep(500);
-    const idleMiB = memKiB(t.pids).rss / 1024;
-    const out = { idleMiB, readers: [], replay: {} };
+    out.idleMiB = memKiB(writer.pids).rss / 1024;
     for (const count of READER_COUNTS) {
       log(`one run, ${count} readers`);
-      out.readers.push(await readers(t, count, BENCH_KEY, idleMiB));
+      out.readers.push(await readers(writer, count, BENCH_KEY, out.idleMiB));
     }
-    const logs = {};
     for (const size of REPLAY_SIZES) {
       log(`writing a finished run of ${size} events`);
       const t0 = performance.now();
-      logs[size] = await buildLog(t, size, BENCH_KEY, 'feed');
+      logs[size] = await buildLog(writer, size, BENCH_KEY, 'feed');
       log(`  written in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
-    for (let round = 0; round < REPLAY_ROUNDS; round++) {
-      for (const size of REPLAY_SIZES) {
-        log(`replay of ${size} events (round ${round + 1}/${REPLAY_ROUNDS})`);
-        (out.replay[size] ??= []).push(await replay(t, logs[size], size, BENCH_KEY));
+    await writer.worker.dispose();
+    const reader = await start('service-replay', SERVICE_TOML, { vars, persist });
+    try {
+      await sleep(500);
+      out.replayIdleMiB = memKiB(reader.pids).rss / 1024;
+      for (let round = 0; round < REPLAY_ROUNDS; round++) {
+        for (const size of REPLAY_SIZES) {
+          log(`replay of ${size} events (round ${round + 1}/${REPLAY_ROUNDS})`);
+          (out.replay[size] ??= []).push(await replay(reader, logs[size], size, BENCH_KEY));
+        }
       }
+    } finally {
+      await reader.worker.dispose();
     }
-    return out;
-  });
+  } finally {
+    rmSync(persist, { recursive: true, force: true });
+  }
+  return out;
 }
 
 /** Time to first event with SQLite files on this machine's disk (every commit an fsync). */
