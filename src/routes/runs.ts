@@ -14,17 +14,19 @@ import { clientKey } from '../limits/client-key';
 import { limitFailedAuth, limitStarts } from '../limits/rate-limit';
 import { defaultProfile, type Profile } from '../profiles/profile';
 import { resolveRun } from '../profiles/resolve';
-import {
-  callerHeaders,
-  type AppendEvent,
-  type AppendOutcome,
-  type Caller,
-  type CreateChecks,
-  type ProducerPosition,
-  type Refusal,
-  type StartInput,
-  type StartRequest,
+import type {
+  AppendEvent,
+  AppendOutcome,
+  Caller,
+  CreateChecks,
+  ProducerPosition,
+  ReadOutcome,
+  Refusal,
+  StartInput,
+  StartRequest,
 } from '../run/protocol';
+import { runStub, type RunStub } from '../run/run-stub';
+import { SSE_HEADERS } from '../sse/stream';
 import { newRequestId, newToken } from '../run/token';
 import type { UsageLimits } from '../limits/usage';
 import { checkHuman } from '../profiles/human-check';
@@ -81,26 +83,27 @@ runs.post(
       await failed();
       delete caller.token;
     }
-    const stub = runStub(c, input.requestId);
+    const stub = runStub(c.env, input.requestId);
     const request: StartRequest = { input, checks, mayCreate: mayCreate && !attachOnly };
 
     if ((c.req.header('Accept') ?? '').includes('text/event-stream')) {
       const afterSeq = lastEventId(c.req.header('Last-Event-ID'));
-      const res = await stub.fetch('https://run/start', {
-        method: 'POST',
-        headers: callerHeaders(caller, afterSeq),
-        body: JSON.stringify(request),
-      });
-      if (res.status === 409) {
+      const outcome = await stub.startStream(request, caller, afterSeq);
+      if (outcome.kind === 'exists') {
         await failed();
         throw runExists(input.requestId);
       }
-      if (res.status === 401) throw attachOnly ? humanCheckFailed(attachOnly) : needsKey();
-      // The stream, a 204, or a refusal (403/429) the object answered in the contract's JSON.
-      return res;
+      if (outcome.kind === 'unauthorized') throw attachOnly ? humanCheckFailed(attachOnly) : needsKey();
+      if (outcome.kind === 'refused') throw refused(outcome.refusal);
+      return streamResponse(outcome.read, {
+        'X-Request-Id': outcome.status.requestId,
+        'X-Run-Token': outcome.token,
+        // It carries a token: no cache may keep it.
+        'Cache-Control': 'no-cache, no-store, no-transform',
+      });
     }
 
-    const outcome = await stub.start(input, caller, request.mayCreate, checks);
+    const outcome = await stub.start(request, caller);
     if (outcome.kind === 'exists') {
       await failed();
       throw runExists(input.requestId);
@@ -128,18 +131,19 @@ runs.get('/:id/events', async (c) => {
   // Header first: EventSource sends it on reconnect, and it is the newer position.
   const afterSeq = lastEventId(c.req.header('Last-Event-ID') ?? c.req.query('lastEventId'));
   const { stub, caller, client } = await runAccess(c, requestId);
-  const res = await stub.fetch('https://run/events', { headers: callerHeaders(caller, afterSeq) });
-  if (res.status === 404) {
+  const outcome = await stub.read(caller, afterSeq);
+  if (outcome.kind === 'not_found') {
     await authFailed(c, client);
     throw runNotFound();
   }
   if (c.req.method === 'HEAD') {
     // Hono answers HEAD with the GET handler and drops the body without
     // cancelling it; cancel it so the run's object closes this reader now.
-    await res.body?.cancel();
-    return new Response(null, res);
+    if (outcome.kind === 'stream') await outcome.body.cancel();
+    if (outcome.kind === 'refused') throw refused(outcome.refusal);
+    return new Response(null, { status: outcome.kind === 'stream' ? 200 : 204, headers: outcome.kind === 'stream' ? SSE_HEADERS : {} });
   }
-  return res;
+  return streamResponse(outcome, {});
 });
 
 runs.get('/:id', async (c) => {
@@ -189,7 +193,7 @@ runs.post(
     const parsed = AppendBody.safeParse(await readJson(c));
     issues.push(...(parsed.success ? appendOrderIssues(parsed.data) : zodIssues(parsed.error)));
     if (!parsed.success || issues.length > 0 || !producer) throw new ApiError('invalid_request', describeIssues(issues), issues);
-    const outcome = await runStub(c, requestId).append(caller, producer, parsed.data as AppendEvent[]);
+    const outcome = await runStub(c.env, requestId).append(caller, producer, parsed.data as AppendEvent[]);
     return appendAnswer(c, producer, outcome);
   },
 );
@@ -447,8 +451,14 @@ function refused(refusal: Refusal): ApiError {
   return new ApiError(refusal.code, refusal.message, undefined, headers);
 }
 
-function runStub(c: AppContext, requestId: string) {
-  return c.env.RUNS.get(c.env.RUNS.idFromName(requestId));
+/**
+ * A reader's outcome as HTTP: the SSE stream, a 204 when nothing can follow
+ * ([spec] it tells EventSource to stop reconnecting), or the refusal.
+ */
+function streamResponse(read: Exclude<ReadOutcome, { kind: 'not_found' }>, headers: Record<string, string>): Response {
+  if (read.kind === 'refused') throw refused(read.refusal);
+  if (read.kind === 'no_content') return new Response(null, { status: 204, headers });
+  return new Response(read.body, { status: 200, headers: { ...SSE_HEADERS, ...headers } });
 }
 
 function runId(c: AppContext): string {
@@ -463,10 +473,7 @@ function runId(c: AppContext): string {
  * run (no token, or one TOKEN_SECRET's HMAC says is not this run's) is
  * answered here, without waking the run's object.
  */
-async function runAccess(
-  c: AppContext,
-  requestId: string,
-): Promise<{ stub: ReturnType<typeof runStub>; caller: Caller; client: string | null }> {
+async function runAccess(c: AppContext, requestId: string): Promise<{ stub: RunStub; caller: Caller; client: string | null }> {
   const config = getConfig(c.env);
   const caller = await callerOf(c, config, true);
   const client = caller.apiKey ? null : clientKey(c.req.header('CF-Connecting-IP'));
@@ -475,7 +482,7 @@ async function runAccess(
     if (caller.token !== undefined) await authFailed(c, client);
     throw runNotFound();
   }
-  return { stub: runStub(c, requestId), caller, client };
+  return { stub: runStub(c.env, requestId), caller, client };
 }
 
 function lastEventId(raw: string | undefined): number {

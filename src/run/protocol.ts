@@ -1,5 +1,6 @@
 /**
- * What the Worker and a RunObject say to each other. The Worker has already
+ * What the Worker and a RunObject say to each other, over typed RPC only
+ * (src/run/run-stub.ts is the Worker's side). The Worker has already
  * validated input and checked API keys; the object owns the token check.
  */
 import type { ChatMessage } from '../agents/types';
@@ -63,45 +64,43 @@ export interface RunStatus {
   error?: RunError;
 }
 
-export type StartOutcome =
-  | { kind: 'created' | 'attached'; token: string; status: RunStatus }
+/** A start that created the run or attached to it: the token it opens with, and where it stands. */
+export interface Opened {
+  token: string;
+  status: RunStatus;
+}
+
+export type StartOutcome = ({ kind: 'created' } & Opened) | ({ kind: 'attached' } & Opened) | StartDenied;
+
+/** A start that neither created nor attached. */
+export type StartDenied =
   | { kind: 'exists' }
   | { kind: 'refused'; refusal: Refusal }
   /** No such run, and this caller may not create one (API keys are required). */
   | { kind: 'unauthorized' };
 
-/** Headers of the internal stream requests (never from the client directly). */
-export const INTERNAL = {
-  token: 'x-edgestream-token',
-  apiKey: 'x-edgestream-api-key',
-  after: 'x-edgestream-after',
-  maxReaders: 'x-edgestream-max-readers',
-} as const;
+/**
+ * A reader's stream, or why there is none. The body crosses the RPC
+ * boundary as a ReadableStream; the Worker adds the HTTP framing.
+ */
+export type ReadOutcome =
+  | { kind: 'stream'; body: ReadableStream<Uint8Array> }
+  /** The run has ended and the reader has its last event: nothing can follow. */
+  | { kind: 'no_content' }
+  | { kind: 'refused'; refusal: Refusal }
+  /** No such run, or the caller may not read it. */
+  | { kind: 'not_found' };
 
-export function callerHeaders(caller: Caller, afterSeq: number): Record<string, string> {
-  const headers: Record<string, string> = { [INTERNAL.after]: String(afterSeq) };
-  if (caller.token !== undefined) headers[INTERNAL.token] = caller.token;
-  if (caller.apiKey) headers[INTERNAL.apiKey] = '1';
-  if (caller.maxReaders !== undefined) headers[INTERNAL.maxReaders] = String(caller.maxReaders);
-  return headers;
-}
+/** A start that streams: the start's outcome and, once created or attached, the reader's. */
+export type StartStreamOutcome =
+  | ({ kind: 'created' | 'attached'; read: Exclude<ReadOutcome, { kind: 'not_found' }> } & Opened)
+  | StartDenied;
 
-export function callerFromHeaders(headers: Headers): { caller: Caller; afterSeq: number } {
-  const token = headers.get(INTERNAL.token) ?? undefined;
-  const maxReaders = headers.get(INTERNAL.maxReaders);
-  const caller: Caller = { token, apiKey: headers.get(INTERNAL.apiKey) === '1' };
-  if (maxReaders !== null) caller.maxReaders = Number(maxReaders);
-  return {
-    caller,
-    afterSeq: Number(headers.get(INTERNAL.after) ?? '0'),
-  };
-}
-
-/** The body of the internal `POST /start`. */
+/** What a start asks of the run's object. */
 export interface StartRequest {
   input: StartInput;
   checks: CreateChecks;
-  /** False when only attaching is allowed (API keys required, the caller has none). Defaults to deny. */
+  /** True only when this caller may create the run; anything else only attaches (deny by default). */
   mayCreate: boolean;
 }
 

@@ -19,23 +19,22 @@ import { getConfig, type Config } from '../config';
 import type { AppEnv } from '../env';
 import type { RunError, RunEventBody, RunState, TerminalState } from '../events';
 import { encodeEvent } from '../sse/encode';
-import { SSE_HEADERS, openReader } from '../sse/stream';
-import { errorBody } from '../errors';
+import { openReader } from '../sse/stream';
 import { admitRun, estimateTokens, releaseRun, tokensFromUsage } from '../limits/usage';
 import { EventLog } from './event-log';
-import {
-  callerFromHeaders,
-  type AppendEnd,
-  type AppendEvent,
-  type AppendOutcome,
-  type Caller,
-  type CreateChecks,
-  type ProducerPosition,
-  type Refusal,
-  type RunStatus,
-  type StartInput,
-  type StartOutcome,
-  type StartRequest,
+import type {
+  AppendEnd,
+  AppendEvent,
+  AppendOutcome,
+  Caller,
+  CreateChecks,
+  ProducerPosition,
+  ReadOutcome,
+  RunStatus,
+  StartInput,
+  StartOutcome,
+  StartRequest,
+  StartStreamOutcome,
 } from './protocol';
 import { hashSecret, matchesHash, tokensEqual } from './token';
 
@@ -137,28 +136,20 @@ export class RunObject extends DurableObject<AppEnv> {
 
   // ---- entry points ------------------------------------------------------
 
-  /** Streams: `GET /events` (read or resume), `POST /start` (start or attach, then stream). */
-  override async fetch(request: Request): Promise<Response> {
-    const url = new URL(request.url);
-    const { caller, afterSeq } = callerFromHeaders(request.headers);
-    if (request.method === 'POST' && url.pathname === '/start') {
-      const { input, checks, mayCreate } = (await request.json()) as StartRequest;
-      const outcome = await this.start(input, caller, mayCreate === true, checks);
-      if (outcome.kind === 'exists') return new Response(null, { status: 409 });
-      if (outcome.kind === 'unauthorized') return new Response(null, { status: 401 });
-      if (outcome.kind === 'refused') return refusalResponse(outcome.refusal);
-      return this.#stream(afterSeq, caller, {
-        'X-Request-Id': outcome.status.requestId,
-        'X-Run-Token': outcome.token,
-        // It carries a token: no cache may keep it.
-        'Cache-Control': 'no-cache, no-store, no-transform',
-      });
-    }
-    if (request.method === 'GET' && url.pathname === '/events') {
-      if (!(await this.#authorized(caller))) return new Response(null, { status: 404 });
-      return this.#stream(afterSeq, caller, {});
-    }
-    return new Response(null, { status: 404 });
+  /**
+   * Start or attach (as `start`), then open a reader after `afterSeq`: the
+   * answer to a `POST /v1/runs` that asks for the stream.
+   */
+  async startStream(request: StartRequest, caller: Caller, afterSeq: number): Promise<StartStreamOutcome> {
+    const outcome = await this.start(request.input, caller, request.mayCreate === true, request.checks);
+    if (outcome.kind === 'created' || outcome.kind === 'attached') return { ...outcome, read: this.#read(afterSeq, caller) };
+    return outcome;
+  }
+
+  /** A reader of the run's events after `afterSeq` (a first read, or a resume with Last-Event-ID). */
+  async read(caller: Caller, afterSeq: number): Promise<ReadOutcome> {
+    if (!(await this.#authorized(caller))) return { kind: 'not_found' };
+    return this.#read(afterSeq, caller);
   }
 
   /**
@@ -189,7 +180,8 @@ export class RunObject extends DurableObject<AppEnv> {
       if (caller.apiKey || bySecret) return { kind: 'attached', token: await this.#addToken(checks.newToken), status: this.#status() };
       return { kind: 'exists' };
     }
-    if (!mayCreate) return { kind: 'unauthorized' };
+    // Only an explicit yes creates: a caller that sent anything else may only attach.
+    if (mayCreate !== true) return { kind: 'unauthorized' };
     const agent = getAgent(input.agent);
     if (!agent) throw new Error(`unknown agent ${input.agent}`); // the route checked; a bug if reached
     const client = checks.usage?.client ?? null;
@@ -733,20 +725,20 @@ export class RunObject extends DurableObject<AppEnv> {
     return status;
   }
 
-  #stream(afterSeq: number, caller: Caller, extraHeaders: Record<string, string>): Response {
+  #read(afterSeq: number, caller: Caller): Exclude<ReadOutcome, { kind: 'not_found' }> {
     const meta = this.#meta!;
     const log = this.#events;
-    if (meta.state !== 'running' && afterSeq >= log.durableSeq) {
-      // [spec] a 204 tells EventSource to stop reconnecting: nothing can follow.
-      return new Response(null, { status: 204, headers: extraHeaders });
-    }
+    if (meta.state !== 'running' && afterSeq >= log.durableSeq) return { kind: 'no_content' };
     const maxReaders = caller.maxReaders;
     if (maxReaders !== undefined && this.#limitedReaders >= maxReaders) {
-      return refusalResponse({
-        code: 'rate_limited',
-        message: `this run already has ${maxReaders} readers; close one or retry later`,
-        retryAfterS: READERS_RETRY_AFTER_S,
-      });
+      return {
+        kind: 'refused',
+        refusal: {
+          code: 'rate_limited',
+          message: `this run already has ${maxReaders} readers; close one or retry later`,
+          retryAfterS: READERS_RETRY_AFTER_S,
+        },
+      };
     }
     // API-key and loopback readers take no anonymous caller's place.
     const limited = maxReaders !== undefined;
@@ -765,7 +757,7 @@ export class RunObject extends DurableObject<AppEnv> {
       // After the TTL deletion `#load` makes a fresh log; this reader's run is gone.
       gone: () => this.#log !== log,
     });
-    return new Response(body, { status: 200, headers: { ...SSE_HEADERS, ...extraHeaders } });
+    return { kind: 'stream', body };
   }
 }
 
@@ -779,11 +771,4 @@ function splitEnd(events: AppendEvent[]): { body: AppendEvent[]; end: AppendEnd 
     return { body: events.slice(0, -2), end: { state: last.state, error: { code, message, retryable } } };
   }
   return { body: events.slice(0, -1), end: { state: last.state, error: null } };
-}
-
-/** A refusal as the contract's JSON error; the route passes it through. */
-function refusalResponse(refusal: Refusal): Response {
-  const headers: Record<string, string> = { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' };
-  if (refusal.retryAfterS !== undefined) headers['Retry-After'] = String(refusal.retryAfterS);
-  return new Response(JSON.stringify(errorBody(refusal.code, refusal.message)), { status: 429, headers });
 }
