@@ -13,7 +13,7 @@ const verdict = (name, ok, figure) => `  ${ok ? 'PASS' : 'MISS'}  ${name}${figur
 
 export function report(r, { median, pct }) {
   const s = r.shared;
-  const NAMES = ['service', 'bare', 'floor', 'floor-rpc'];
+  const NAMES = ['service', 'bare', 'floor', 'floor-fetch'];
   const widths = [42, 11, 11, 11, 11, 9, 9];
   const summary = Object.fromEntries(
     NAMES.map((n) => {
@@ -68,7 +68,7 @@ export function report(r, { median, pct }) {
   const out = [
     `edgestream bench (${r.runner}${r.quick ? ', --quick' : ''}; ${r.rounds} interleaved rounds; ${fmt(r.seconds, 0)} s)`,
     '',
-    row(['metric', 'service', 'bare', 'floor', 'floor-rpc', 'vs bare', 'vs floor'], widths),
+    row(['metric', 'service', 'bare', 'floor', 'floor-fetch', 'vs bare', 'vs floor'], widths),
     line('time to first event p50 (ms)', 'ttfeP50', 2),
     line('time to first event p99 (ms)', 'ttfeP99', 2),
     row(

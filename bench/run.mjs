@@ -4,8 +4,9 @@
  * baselines measured in the same process and the same rounds:
  *   bare   a Worker streaming the same demo events (bench/bare-worker.ts)
  *   floor  a Worker + Durable Object streaming them with no storage
- *          (bench/floor-worker.ts): the Durable Object hop alone. Its RPC
- *          variant (floor-rpc) returns the stream from an RPC method.
+ *          (bench/floor-worker.ts): the Durable Object hop alone, crossed
+ *          as the service crosses it (an RPC method returning the stream);
+ *          floor-fetch crosses it by `stub.fetch()` instead.
  * All start with wrangler's programmatic runner and the inspector OFF
  * (wrangler dev's inspector copies every DO stream chunk; see
  * ../shared/NOTES.md). The cases every target can run are interleaved
@@ -61,8 +62,8 @@ async function shared() {
   const targets = [];
   try {
     targets.push(await start('bare', join(ROOT, 'bench', 'bare-wrangler.toml'), { path: '/' }));
-    targets.push(await start('floor', floorToml, { path: '/' }));
-    targets.push(await start('floor-rpc', floorToml, { path: '/?hop=rpc' }));
+    targets.push(await start('floor', floorToml, { path: '/?hop=rpc' }));
+    targets.push(await start('floor-fetch', floorToml, { path: '/' }));
     targets.push(await start('service', SERVICE_TOML));
     const out = Object.fromEntries(targets.map((t) => [t.name, { ttfe: [], throughput: [], concurrent: [], lags: [] }]));
     for (const t of targets) await ttfe(t, WARMUP);
@@ -77,7 +78,7 @@ async function shared() {
       for (const t of order) out[t.name].concurrent.push(await concurrent(t));
     }
     log('paced delivery delay');
-    for (const t of targets) if (t.name !== 'floor-rpc') out[t.name].lags = await pacedLag(t);
+    for (const t of targets) if (t.name !== 'floor-fetch') out[t.name].lags = await pacedLag(t);
     const service = targets.at(-1);
     log('resume (service)');
     const rs = await resume(service, N_RESUME);
