@@ -235,7 +235,7 @@ agents.all('/', (c) => otherMethod(c, 'GET, HEAD, OPTIONS'));
  * only when CORS is off (the CORS middleware answers preflights itself); it
  * gets a plain 204 with `Allow`, as HTTP expects of OPTIONS.
  */
-function otherMethod(c: AppContext, allow: string): Response {
+export function otherMethod(c: AppContext, allow: string): Response {
   if (c.req.method === 'OPTIONS') return c.body(null, 204, { Allow: allow });
   const methods = allow.split(', ').filter((m) => m !== 'HEAD' && m !== 'OPTIONS');
   throw new ApiError('method_not_allowed', `${c.req.method} is not allowed here; use ${methods.join(' or ')}`, undefined, {
@@ -244,7 +244,7 @@ function otherMethod(c: AppContext, allow: string): Response {
 }
 
 /** A JSON request body, parsed; 415 and 400 as the contract says. */
-async function readJson(c: AppContext): Promise<unknown> {
+export async function readJson(c: AppContext): Promise<unknown> {
   const type = c.req.header('Content-Type') ?? '';
   if (!/^application\/([\w.+-]*\+)?json\b/i.test(type.trim())) {
     throw new ApiError('unsupported_media_type', 'send the body as JSON with Content-Type: application/json');
@@ -341,7 +341,22 @@ async function readStart(
     const issues = zodIssues(parsed.error);
     throw new ApiError('invalid_request', describeIssues(issues), issues);
   }
-  const body = parsed.data;
+  return resolveStart(c, config, caller, mayCreate, client, parsed.data);
+}
+
+/**
+ * A validated start body, resolved through its profile into the run's input
+ * and the checks its creation needs (`readStart` without the parsing; a chat
+ * turn builds its body from the conversation).
+ */
+export async function resolveStart(
+  c: AppContext,
+  config: Config,
+  caller: Caller,
+  mayCreate: boolean,
+  client: string | null,
+  body: StartRunBody,
+): Promise<{ input: StartInput; checks: CreateChecks; attachOnly?: string }> {
   const requestId = body.requestId ?? newRequestId();
   // Minted here, where TOKEN_SECRET is: the run keeps its hash if it needs a new token.
   const checks: CreateChecks = { newToken: await newToken(requestId, config.TOKEN_SECRET) };
@@ -437,7 +452,7 @@ function usableProfiles(env: AppEnv, config: Config, trusted: boolean): Profile[
  * Count a failed authentication of an anonymous client; past AUTH_LIMITER's
  * limit the answer is 429 instead of the 404/409 it would have been.
  */
-async function authFailed(c: AppContext, client: string | null): Promise<void> {
+export async function authFailed(c: AppContext, client: string | null): Promise<void> {
   const retryAfterS = await limitFailedAuth(c.env, client);
   if (retryAfterS !== null) {
     throw new ApiError('rate_limited', `too many failed authentications from this client; retry in ${retryAfterS} s`, undefined, {
@@ -446,7 +461,7 @@ async function authFailed(c: AppContext, client: string | null): Promise<void> {
   }
 }
 
-function refused(refusal: Refusal): ApiError {
+export function refused(refusal: Refusal): ApiError {
   const headers = refusal.retryAfterS !== undefined ? { 'Retry-After': String(refusal.retryAfterS) } : undefined;
   return new ApiError(refusal.code, refusal.message, undefined, headers);
 }
@@ -485,7 +500,7 @@ async function runAccess(c: AppContext, requestId: string): Promise<{ stub: RunS
   return { stub: runStub(c.env, requestId), caller, client };
 }
 
-function lastEventId(raw: string | undefined): number {
+export function lastEventId(raw: string | undefined): number {
   const seq = parseLastEventId(raw);
   if (seq === null) {
     throw new ApiError('invalid_last_event_id', 'Last-Event-ID must be a decimal integer >= 0 (the last seq you received)');
@@ -493,7 +508,7 @@ function lastEventId(raw: string | undefined): number {
   return seq;
 }
 
-function needsKey(): ApiError {
+export function needsKey(): ApiError {
   return new ApiError('unauthorized', 'this deployment needs an API key: send Authorization: Bearer <key>');
 }
 
