@@ -6,16 +6,19 @@ import { Hono } from 'hono';
 import { corsFromConfig } from './cors';
 import type { AppEnv } from './env';
 import { ApiError, errorResponse } from './errors';
+import { chat } from './routes/chat';
 import { agents, runs } from './routes/runs';
 
 export { RunObject } from './run/run-object';
 export { UsageObject } from './limits/usage-object';
+export { ChatObject } from './chat/chat-object';
 
 const app = new Hono<{ Bindings: AppEnv }>();
 
 app.use('/v1/*', corsFromConfig());
 app.route('/v1/runs', runs);
 app.route('/v1/agents', agents);
+app.route('/v1/chat', chat);
 
 app.notFound((c) => errorResponse(c, new ApiError('not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)));
 app.onError((err, c) => errorResponse(c, err));
