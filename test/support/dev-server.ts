@@ -3,14 +3,21 @@
  * 127.0.0.1, quiet and offline, optional persisted state (for restarts) and
  * `--var` overrides. The process runs in its own group so stop/kill take
  * workerd down with it.
+ *
+ * Hermetic: the Worker sees wrangler.toml's `[vars]` and the test's `--var`s
+ * only. `--env-file` names an empty file, so wrangler reads neither the
+ * developer's `.dev.vars` nor `.env`; the shell's environment is not copied
+ * into the Worker (test/support/hermetic.ts); state lives in a fresh
+ * `--persist-to` directory, never in `.wrangler/state`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { ROOT, emptyEnvFile, hermeticWranglerEnv } from './hermetic';
 
-export const ROOT = resolve(import.meta.dirname, '../..');
+export { ROOT };
 
 export interface DevServer {
   url: string;
@@ -59,6 +66,8 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     '--show-interactive-dev-session=false',
     '--persist-to',
     persistDir,
+    '--env-file',
+    emptyEnvFile(),
     '--log-level',
     'warn',
   ];
@@ -69,7 +78,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
-      ...process.env,
+      ...hermeticWranglerEnv(process.env),
       WRANGLER_SEND_METRICS: 'false',
       WRANGLER_SEND_ERROR_REPORTS: 'false',
       CLOUDFLARE_CF_FETCH_ENABLED: 'false',
