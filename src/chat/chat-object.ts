@@ -15,6 +15,7 @@ import { DurableObject } from 'cloudflare:workers';
 import type { AppEnv } from '../env';
 import type { RunError, RunState, TerminalState } from '../events';
 import type { Caller } from '../run/protocol';
+import { runStub } from '../run/run-stub';
 import { hashSecret, matchesHash, newToken } from '../run/token';
 import { AnswerBuilder } from './assemble';
 import type {
@@ -148,7 +149,7 @@ export class ChatObject extends DurableObject<AppEnv> {
       if ('kind' in plan) return plan;
 
       const run = this.#run(req.input.requestId);
-      const outcome = await run.start(req.input, { apiKey: false }, true, req.checks);
+      const outcome = await run.start({ input: req.input, checks: req.checks, mayCreate: true }, { apiKey: false });
       if (outcome.kind === 'refused') return { kind: 'refused', refusal: outcome.refusal };
       // A fresh random requestId: any other outcome is a bug.
       if (outcome.kind !== 'created') throw new Error(`a turn's run was not created: ${outcome.kind}`);
@@ -419,7 +420,7 @@ export class ChatObject extends DurableObject<AppEnv> {
   }
 
   #run(requestId: string) {
-    return this.env.RUNS.get(this.env.RUNS.idFromName(requestId));
+    return runStub(this.env, requestId);
   }
 
   async #scheduleAlarm(): Promise<void> {

@@ -7,7 +7,8 @@
  */
 import { createParser } from 'eventsource-parser';
 import type { RunEvent } from '../events';
-import { callerHeaders, type Caller } from '../run/protocol';
+import type { Caller, ReadOutcome } from '../run/protocol';
+import type { RunStub } from '../run/run-stub';
 
 /** Reopens in a row that bring no event before the read gives up: a live run always sends something. */
 const MAX_IDLE_REOPENS = 3;
@@ -18,42 +19,33 @@ export type RunReadEnd = 'done' | 'ended' | 'gone';
 /** Yielded when the run's stream sent only its keepalive: a stream made from it can keep proxies awake too. */
 export const KEEPALIVE = 'keepalive';
 
-/** Whatever can open a run's events: a RunObject stub. */
-export interface RunEventsSource {
-  fetch(url: string, init: RequestInit): Promise<Response>;
-}
-
-/** Open the run's stream after `afterSeq` (the run's object answers 200, 204, 404 or 429). */
-export function openRunEvents(run: RunEventsSource, caller: Caller, afterSeq: number): Promise<Response> {
-  return run.fetch('https://run/events', { headers: callerHeaders(caller, afterSeq) });
-}
+/** What reading a run needs of its stub. */
+export type RunReader = Pick<RunStub, 'read'>;
 
 /**
  * The run's events after `afterSeq`, starting with the already opened
- * `first` response. Stopping the iteration cancels the open stream.
+ * `first` read. Stopping the iteration cancels the open stream.
  */
 export async function* runEvents(
-  run: RunEventsSource,
+  run: RunReader,
   caller: Caller,
   afterSeq: number,
-  first?: Response,
+  first?: ReadOutcome,
 ): AsyncGenerator<RunEvent | typeof KEEPALIVE, RunReadEnd> {
   let seq = afterSeq;
   let idle = 0;
-  let res = first ?? (await openRunEvents(run, caller, seq));
+  let read = first ?? (await run.read(caller, seq));
   for (;;) {
-    if (res.status === 204) return 'ended';
-    if (res.status !== 200 || !res.body) {
-      await res.body?.cancel();
-      return 'gone';
-    }
+    if (read.kind === 'no_content') return 'ended';
+    // Refused (reader limit) or not found: this read cannot go on.
+    if (read.kind !== 'stream') return 'gone';
     const parsed: RunEvent[] = [];
     let comments = 0;
     const parser = createParser({
       onEvent: (e) => parsed.push(JSON.parse(e.data) as RunEvent),
       onComment: () => comments++,
     });
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    const reader = read.body.pipeThrough(new TextDecoderStream()).getReader();
     let progressed = false;
     try {
       for (;;) {
@@ -77,6 +69,6 @@ export async function* runEvents(
     }
     idle = progressed ? 0 : idle + 1;
     if (idle > MAX_IDLE_REOPENS) return 'gone';
-    res = await openRunEvents(run, caller, seq);
+    read = await run.read(caller, seq);
   }
 }

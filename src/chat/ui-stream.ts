@@ -5,19 +5,19 @@
  * and a client that goes away cancels the run's reader.
  */
 import { encodeComment } from '../sse/encode';
-import type { Caller } from '../run/protocol';
-import { KEEPALIVE, runEvents, type RunEventsSource } from './run-events';
+import type { Caller, ReadOutcome } from '../run/protocol';
+import { KEEPALIVE, runEvents, type RunReader } from './run-events';
 import { UI_STREAM_END, encodeUiChunk, uiMessageMapper, type UiChunk } from './ui-message-stream';
 
 /**
- * @param first the run's events response, already opened (200) from seq 0
+ * @param first the run's reader, already opened from seq 0
  * @param messageId the assistant message's id (stable across replays)
  * @param prefix chunks sent before the run's (the chat's transient `data-chat` part)
  */
 export function uiStreamOfRun(
-  run: RunEventsSource,
+  run: RunReader,
   caller: Caller,
-  first: Response,
+  first: Extract<ReadOutcome, { kind: 'stream' }>,
   messageId: string,
   prefix: UiChunk[] = [],
 ): ReadableStream<Uint8Array> {

@@ -17,7 +17,6 @@ import { bodyLimit } from 'hono/body-limit';
 import { useChatTurn } from '../chat/use-chat-request';
 import { chatAuthOf } from '../chat/credential';
 import { CHAT_ID, MESSAGE_ID, type ChatAuth, type StartTurnOutcome, type TurnKind } from '../chat/protocol';
-import { openRunEvents } from '../chat/run-events';
 import { MAX_USE_CHAT_BODY_BYTES, TurnBody, UseChatBody } from '../chat/schemas';
 import { UI_MESSAGE_STREAM_HEADERS, type UiChunk } from '../chat/ui-message-stream';
 import { uiStreamOfRun } from '../chat/ui-stream';
@@ -26,7 +25,8 @@ import type { AppEnv } from '../env';
 import { ApiError } from '../errors';
 import { clientKey } from '../limits/client-key';
 import { limitStarts } from '../limits/rate-limit';
-import type { Caller } from '../run/protocol';
+import type { Caller, ReadOutcome } from '../run/protocol';
+import { runStub } from '../run/run-stub';
 import { newRequestId } from '../run/token';
 import { MAX_BODY_BYTES, describeIssues, zodIssues, type StartRunBody } from '../schemas';
 import { SSE_HEADERS } from '../sse/stream';
@@ -46,8 +46,8 @@ chat.post('/', limitBody(MAX_USE_CHAT_BODY_BYTES), async (c) => {
   const turn = useChatTurn(body);
   const started = await beginTurn(c, chatId, turn, body);
   const { run, caller } = turnRun(c, started.requestId, started.apiKey);
-  const first = await openRunEvents(run, caller, 0);
-  if (first.status !== 200) return first;
+  const first = await run.read(caller, 0);
+  if (first.kind !== 'stream') throw unreadable(first);
   // The chat's token reaches a useChat app only this way: its transport hides response headers.
   const data: Record<string, string> = { chatId, requestId: started.requestId };
   if (started.chatToken !== undefined) data.token = started.chatToken;
@@ -65,9 +65,9 @@ chat.get('/:id/stream', async (c) => {
   // [useChat] 204 means there is nothing to resume (no chat yet, or no turn running).
   if (turn.kind !== 'turn' || !turn.running) return c.body(null, 204);
   const { run, caller } = turnRun(c, turn.requestId, auth.apiKey);
-  const first = await openRunEvents(run, caller, 0);
-  if (first.status === 204 || first.status === 404) return c.body(null, 204);
-  if (first.status !== 200) return first;
+  const first = await run.read(caller, 0);
+  if (first.kind === 'refused') throw refused(first.refusal);
+  if (first.kind !== 'stream') return c.body(null, 204);
   return new Response(uiStreamOfRun(run, caller, first, turn.requestId), {
     headers: { ...UI_MESSAGE_STREAM_HEADERS, 'X-Request-Id': turn.requestId },
   });
@@ -82,8 +82,9 @@ chat.post('/:id/messages', limitBody(MAX_BODY_BYTES), async (c) => {
   const headers = turnHeaders(chatId, started);
   if ((c.req.header('Accept') ?? '').includes('text/event-stream')) {
     const { run, caller } = turnRun(c, started.requestId, started.apiKey);
-    const res = await openRunEvents(run, caller, 0);
-    return withHeaders(res, { ...headers, 'Cache-Control': NO_STORE_STREAM });
+    const read = await run.read(caller, 0);
+    if (read.kind !== 'stream') throw unreadable(read);
+    return new Response(read.body, { headers: { ...SSE_HEADERS, ...headers, 'Cache-Control': NO_STORE_STREAM } });
   }
   const base = new URL(c.req.url);
   const link = (path: string) => new URL(`/v1/chat/${chatId}${path}`, base).href;
@@ -116,14 +117,16 @@ chat.get('/:id/events', async (c) => {
   if (turn.kind === 'not_found' || turn.kind === 'no_chat') throw await notFound(c, presented && turn.kind === 'not_found', client);
   if (turn.kind === 'none') return c.body(null, 204);
   const { run, caller } = turnRun(c, turn.requestId, auth.apiKey);
-  const res = await openRunEvents(run, caller, afterSeq);
-  if (res.status === 404) return c.body(null, 204);
+  const read = await run.read(caller, afterSeq);
+  if (read.kind === 'refused') throw refused(read.refusal);
+  // The run gone (its TTL) is as good as ended: nothing can follow.
+  if (read.kind !== 'stream') return c.body(null, 204, { 'X-Request-Id': turn.requestId });
   if (c.req.method === 'HEAD') {
     // Hono drops a HEAD body without cancelling it; cancel it so the run's object closes this reader now.
-    await res.body?.cancel();
-    return withHeaders(new Response(null, res), { 'X-Request-Id': turn.requestId });
+    await read.body.cancel();
+    return c.body(null, 200, { ...SSE_HEADERS, 'X-Request-Id': turn.requestId });
   }
-  return withHeaders(res, { 'X-Request-Id': turn.requestId });
+  return new Response(read.body, { headers: { ...SSE_HEADERS, 'X-Request-Id': turn.requestId } });
 });
 
 chat.post('/:id/stop', async (c) => {
@@ -270,7 +273,7 @@ function turnRun(c: AppContext, requestId: string, apiKey: boolean) {
   // The chat checked the caller; the run is read as the chat reads it, with the reader limit of anonymous callers.
   const caller: Caller = { apiKey: true };
   if (anonymous) caller.maxReaders = config.LIMIT_READERS_PER_RUN;
-  return { run: c.env.RUNS.get(c.env.RUNS.idFromName(requestId)), caller };
+  return { run: runStub(c.env, requestId), caller };
 }
 
 function chatStub(c: AppContext, chatId: string) {
@@ -283,11 +286,10 @@ function turnHeaders(chatId: string, started: Extract<StartTurnOutcome, { kind: 
   return headers;
 }
 
-function withHeaders(res: Response, headers: Record<string, string>): Response {
-  const out = new Response(res.body, res);
-  for (const [name, value] of Object.entries(headers)) out.headers.set(name, value);
-  if (res.status === 200 && !out.headers.has('Content-Type')) for (const [k, v] of Object.entries(SSE_HEADERS)) out.headers.set(k, v);
-  return out;
+/** A new turn's run that cannot be read: the reader limit (429); anything else would be a bug. */
+function unreadable(read: Exclude<ReadOutcome, { kind: 'stream' }>): ApiError {
+  if (read.kind === 'refused') return refused(read.refusal);
+  return new ApiError('internal', "the turn's run could not be read; read it again with GET /v1/chat/{chatId}/events");
 }
 
 function parse<S extends z.ZodMiniType>(schema: S, value: unknown): z.infer<S> {
