@@ -183,16 +183,22 @@ export class ChatObject extends DurableObject<AppEnv> {
     });
   }
 
-  /** The chat's latest turn (running, or the last one that ended), for its stream. */
-  activeTurn(auth: ChatAuth): Promise<ActiveTurn> {
+  /**
+   * The chat's latest turn (running, or the last one that ended), for its
+   * stream; with `requestId`, that turn, if it is one of this chat's.
+   */
+  activeTurn(auth: ChatAuth, requestId?: string): Promise<ActiveTurn> {
     return this.#exclusive(async () => {
       if (!this.#meta) return { kind: 'no_chat' };
       if (!(await this.#opens(auth))) return { kind: 'not_found' };
       await this.#settle();
       const active = this.#meta.activeRequestId;
-      if (active !== null) return { kind: 'turn', requestId: active, running: true };
-      const last = this.#lastAnswer();
-      return last?.request_id ? { kind: 'turn', requestId: last.request_id, running: false } : { kind: 'none' };
+      if (active !== null && (requestId === undefined || requestId === active)) return { kind: 'turn', requestId: active, running: true };
+      const answer =
+        requestId === undefined
+          ? this.#lastAnswer()
+          : this.ctx.storage.sql.exec<MessageRow>('SELECT * FROM messages WHERE request_id = ?', requestId).toArray()[0];
+      return answer?.request_id ? { kind: 'turn', requestId: answer.request_id, running: false } : { kind: 'none' };
     });
   }
 

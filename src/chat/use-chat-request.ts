@@ -14,7 +14,7 @@ export function useChatTurn(body: UseChatBody): TurnKind {
   if (body.trigger === 'regenerate-message') return { trigger: 'regenerate-message' };
   const at = body.messages.length - 1;
   const last = body.messages[at];
-  if (!last || last.role !== 'user') {
+  if (last?.role !== 'user') {
     throw invalid(['messages', Math.max(at, 0)], "the last message must be the user's new message (role user)");
   }
   const text = last.parts

@@ -74,6 +74,13 @@ export interface RunOptions {
   apiKey?: string;
   /** Resume an existing run instead of starting one. */
   resume?: RunHandle;
+  /**
+   * Where the run's events are read: a path on `endpoint`, by default
+   * `/v1/runs/{requestId}/events`. A chat's turn is read at
+   * `/v1/chat/{chatId}/events?requestId=...` with the chat's credential as
+   * the token (see `Chat` in ./chat.ts); `cancel()` then does not apply.
+   */
+  eventsPath?: string;
   /** Persist `{requestId, token, lastEventId}` under this key (sessionStorage in browsers). */
   persistKey?: string;
   storage?: HandleStorage;
@@ -315,7 +322,7 @@ export class AgentRun implements AsyncIterable<RunEvent> {
   }
 
   #get(): Promise<Response> {
-    return this.#connect(this.#url(`/v1/runs/${encodeURIComponent(this.requestId!)}/events`), {
+    return this.#connect(this.#url(this.#opts.eventsPath ?? `/v1/runs/${encodeURIComponent(this.requestId!)}/events`), {
       headers: { Authorization: `Bearer ${this.token}`, 'Last-Event-ID': String(this.lastEventId), Accept: 'text/event-stream' },
     });
   }

@@ -113,7 +113,9 @@ chat.get('/:id/events', async (c) => {
   const afterSeq = lastEventId(c.req.header('Last-Event-ID') ?? c.req.query('lastEventId'));
   // `?token=` as for a run's events: a browser EventSource cannot set headers.
   const { auth, presented, client } = await readAuth(c, true);
-  const turn = await chatStub(c, chatId).activeTurn(auth);
+  // A client following one turn names it: a turn that started since is not the one its Last-Event-ID counts in.
+  const pinned = c.req.query('requestId');
+  const turn = await chatStub(c, chatId).activeTurn(auth, pinned);
   if (turn.kind === 'not_found' || turn.kind === 'no_chat') throw await notFound(c, presented && turn.kind === 'not_found', client);
   if (turn.kind === 'none') return c.body(null, 204);
   const { run, caller } = turnRun(c, turn.requestId, auth.apiKey);
