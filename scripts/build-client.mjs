@@ -1,21 +1,65 @@
 #!/usr/bin/env node
-// Bundle the browser client into static/: client.js (ES module) and widget.js
-// (classic script, includes the client). Prints raw and gzip sizes.
+// Bundle the browser client.
+//
+// Every run (wrangler.toml's [build], so before every `wrangler dev` and
+// `wrangler deploy`) writes into static/, which the Worker serves:
+//   client.js, widget.js          ES module / classic script, the current source;
+//                                 a short cache (static/_headers)
+//   v/<v>/client.js, widget.js    the release <v> (package.json's version), served as
+//                                 /client@<v>.js and /widget@<v>.js (static/_redirects)
+//                                 and cached for a year as immutable: made once, when
+//                                 absent, committed at release, never rewritten
+//   sri.json                      the sha384 Subresource Integrity of every released
+//                                 file in static/v/ (the current one is also printed)
+// Prints raw and gzip sizes.
 import { build } from 'esbuild';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 
+const STATIC = 'static';
+const { version } = JSON.parse(readFileSync('package.json', 'utf8'));
+if (!/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/.test(version)) throw new Error(`package.json version ${version} is not semver`);
+
 const common = { bundle: true, minify: true, target: ['es2022'], legalComments: 'none', logLevel: 'warning' };
-await Promise.all([
-  build({ ...common, entryPoints: ['src/client/index.ts'], format: 'esm', outfile: 'static/client.js' }),
-  build({ ...common, entryPoints: ['src/client/widget-entry.ts'], format: 'iife', outfile: 'static/widget.js' }),
-]);
+const clientBuild = { ...common, entryPoints: ['src/client/index.ts'], format: 'esm' };
+const widgetBuild = { ...common, entryPoints: ['src/client/widget-entry.ts'], format: 'iife' };
+await Promise.all([build({ ...clientBuild, outfile: `${STATIC}/client.js` }), build({ ...widgetBuild, outfile: `${STATIC}/widget.js` })]);
 
 let total = 0;
-for (const file of ['static/client.js', 'static/widget.js']) {
+for (const file of [`${STATIC}/client.js`, `${STATIC}/widget.js`]) {
   const bytes = readFileSync(file);
   const gz = gzipSync(bytes, { level: 9 }).length;
   total += gz;
   console.log(`${file}: ${(bytes.length / 1024).toFixed(1)} KiB, ${(gz / 1024).toFixed(1)} KiB gzip`);
 }
 console.log(`client + widget: ${(total / 1024).toFixed(1)} KiB gzip`);
+
+// An immutable URL must never change its bytes: sites embed it with its
+// integrity hash, and a changed file would stop loading there. So a released
+// version's file is made once and then only compared. (Not named `widget@<v>.js`
+// on disk: the assets server redirects a path with `@` to its `%40` spelling.)
+const RELEASES = `${STATIC}/v`;
+mkdirSync(`${RELEASES}/${version}`, { recursive: true });
+for (const name of ['client', 'widget']) {
+  const current = readFileSync(`${STATIC}/${name}.js`);
+  const released = `${RELEASES}/${version}/${name}.js`;
+  if (!existsSync(released)) {
+    writeFileSync(released, current);
+    console.log(`${released}: new; commit it with the release of ${version}`);
+  } else if (!readFileSync(released).equals(current)) {
+    console.log(`${released}: kept as released; ${name}.js has changes since (bump the version to release them)`);
+  }
+}
+
+/** `sha384-<base64>`, as a `<script integrity>` attribute wants it. */
+const sri = (file) => `sha384-${createHash('sha384').update(readFileSync(file)).digest('base64')}`;
+const integrity = {};
+for (const v of readdirSync(RELEASES).sort()) {
+  for (const name of ['client', 'widget']) {
+    const file = `${RELEASES}/${v}/${name}.js`;
+    if (existsSync(file)) integrity[`/${name}@${v}.js`] = sri(file);
+  }
+}
+writeFileSync(`${STATIC}/sri.json`, `${JSON.stringify({ version, integrity }, null, 2)}\n`);
+for (const name of ['widget', 'client']) console.log(`SRI /${name}@${version}.js: ${integrity[`/${name}@${version}.js`]}`);
