@@ -12,12 +12,21 @@
 //   sri.json                      the sha384 Subresource Integrity of every released
 //                                 file in static/v/ (the current one is also printed)
 // Prints raw and gzip sizes.
+//
+// With --package (run by `npm pack` / `npm publish` through `prepack`) it also
+// writes pkg/, the files of the npm package (package.json `exports`):
+//   client.js, react.js, widget.js  ES modules, shared code in chunks, React external
+//   widget.global.js                the classic script (static/widget.js)
+//   types/                          .d.ts emitted by tsc from src/client
 import { build } from 'esbuild';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 const STATIC = 'static';
+const PKG = 'pkg';
 const { version } = JSON.parse(readFileSync('package.json', 'utf8'));
 if (!/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/.test(version)) throw new Error(`package.json version ${version} is not semver`);
 
@@ -63,3 +72,58 @@ for (const v of readdirSync(RELEASES).sort()) {
 }
 writeFileSync(`${STATIC}/sri.json`, `${JSON.stringify({ version, integrity }, null, 2)}\n`);
 for (const name of ['widget', 'client']) console.log(`SRI /${name}@${version}.js: ${integrity[`/${name}@${version}.js`]}`);
+
+if (process.argv.includes('--package')) await buildPackage();
+
+/** pkg/: what `npm pack` ships (package.json `files`). */
+async function buildPackage() {
+  rmSync(PKG, { recursive: true, force: true });
+  await build({
+    ...common,
+    // Readable for whoever steps into it; the app's bundler minifies.
+    minify: false,
+    entryPoints: { client: 'src/client/index.ts', react: 'src/client/react.ts', widget: 'src/client/widget.ts' },
+    format: 'esm',
+    splitting: true,
+    outdir: PKG,
+    chunkNames: 'chunks/[name]-[hash]',
+    // The app brings its own React (an optional peer dependency).
+    external: ['react'],
+  });
+  copyFileSync(`${STATIC}/widget.js`, `${PKG}/widget.global.js`);
+  const tsc = spawnSync(
+    process.execPath,
+    [
+      'node_modules/typescript/bin/tsc',
+      '-p',
+      'src/client/tsconfig.json',
+      '--noEmit',
+      'false',
+      '--declaration',
+      '--emitDeclarationOnly',
+      '--rootDir',
+      'src',
+      '--outDir',
+      `${PKG}/types`,
+    ],
+    { stdio: 'inherit' },
+  );
+  if (tsc.status !== 0) throw new Error('tsc could not emit the client .d.ts');
+  addJsExtensions(`${PKG}/types`);
+  console.log(`${PKG}/: client.js, react.js, widget.js, widget.global.js, types/ (edgestream@${version})`);
+}
+
+/**
+ * The sources import `./run`; an app type-checked with `moduleResolution:
+ * node16`/`nodenext` needs `./run.js` in .d.ts files (bundler resolution takes either).
+ */
+function addJsExtensions(dir) {
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile() || !entry.name.endsWith('.d.ts')) continue;
+    const file = join(entry.parentPath, entry.name);
+    const text = readFileSync(file, 'utf8').replace(/(from\s+|import\()(['"])(\.\.?\/[^'"]+?)\2/g, (all, lead, quote, path) =>
+      /\.[cm]?js$/.test(path) ? all : `${lead}${quote}${path}.js${quote}`,
+    );
+    writeFileSync(file, text);
+  }
+}
