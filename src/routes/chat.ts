@@ -68,6 +68,11 @@ chat.get('/:id/stream', async (c) => {
   const first = await run.read(caller, 0);
   if (first.kind === 'refused') throw refused(first.refusal);
   if (first.kind !== 'stream') return c.body(null, 204);
+  if (c.req.method === 'HEAD') {
+    // Hono drops a HEAD body without cancelling it; cancel it so the run's object closes this reader now.
+    await first.body.cancel();
+    return c.body(null, 200, { ...UI_MESSAGE_STREAM_HEADERS, 'X-Request-Id': turn.requestId });
+  }
   return new Response(uiStreamOfRun(run, caller, first, turn.requestId), {
     headers: { ...UI_MESSAGE_STREAM_HEADERS, 'X-Request-Id': turn.requestId },
   });

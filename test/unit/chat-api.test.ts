@@ -76,6 +76,20 @@ describe('a chat through edgestream endpoints', () => {
     expect((await errorOf(bad)).code).toBe('invalid_last_event_id');
   });
 
+  it("reads an earlier turn named by ?requestId=, and answers 204 for a turn that is not the chat's", async () => {
+    const chatId = newChatId();
+    const first = await ownTurn(chatId, { text: 'turn one', options: QUICK });
+    await settled(chatId);
+    await ownTurn(chatId, { text: 'turn two', options: QUICK });
+    await settled(chatId);
+    const pinned = await call(`/v1/chat/${chatId}/events?requestId=${first.requestId}`);
+    expect(pinned.headers.get('X-Request-Id')).toBe(first.requestId);
+    expect(text((await readSse(pinned)).events)).toBe(demoText('turn one', QUICK));
+    const latest = await call(`/v1/chat/${chatId}/events`);
+    expect(text((await readSse(latest)).events)).toBe(demoText('turn two', QUICK));
+    expect((await call(`/v1/chat/${chatId}/events?requestId=run_not_of_this_chat`)).status).toBe(204);
+  });
+
   it('streams a turn from its POST with Accept: text/event-stream, with the chat and run headers', async () => {
     const chatId = newChatId();
     const res = await call(`/v1/chat/${chatId}/messages`, json({ text: 'stream it', options: QUICK }, { Accept: 'text/event-stream' }));
@@ -196,6 +210,10 @@ describe('the endpoints useChat calls', () => {
     const post = await call('/v1/chat', json(useChatBody(chatId, 'resume this', { options: { tokens: 40, delayMs: 10 } })));
     const requestId = post.headers.get('X-Request-Id')!;
     await post.body!.cancel(); // the tab went away mid-answer
+    const head = await call(`/v1/chat/${chatId}/stream`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('x-vercel-ai-ui-message-stream')).toBe('v1');
+    expect(await head.text()).toBe('');
     const resumed = await call(`/v1/chat/${chatId}/stream`);
     expect(resumed.status).toBe(200);
     expect(resumed.headers.get('x-vercel-ai-ui-message-stream')).toBe('v1');
