@@ -50,6 +50,16 @@ describe.each(['widget', 'client'])('/%s@<version>.js', (name) => {
   });
 });
 
+describe('the README', () => {
+  it('shows each pinned URL with the hash the deployment serves for it', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const shown = [...readme.matchAll(/(?:client|widget)@[0-9][^\s"`]*?\.js[\s\S]{0,120}?(sha384-[A-Za-z0-9+/]{64})/g)];
+    const listed = ((await (await fetch(`${server.url}/sri.json`)).json()) as { integrity: Record<string, string> }).integrity;
+    expect(shown.length).toBeGreaterThanOrEqual(2);
+    for (const [match, hash] of shown) expect(listed[`/${/(?:client|widget)@[^\s"`]*?\.js/.exec(match)![0]}`]).toBe(hash);
+  });
+});
+
 describe('the unversioned /widget.js and /client.js', () => {
   it.each(['/widget.js', '/client.js'])('%s keeps working with a short cache', async (path) => {
     const res = await fetch(`${server.url}${path}`);
