@@ -2,14 +2,14 @@
  * Every agent this build knows, by the name a profile's `agent` uses. To add
  * one, import it and put it in AGENTS (one line each): see docs/agents.md.
  */
-import { anthropicAgent } from './anthropic';
+import { anthropicAgent } from './anthropic/anthropic';
 import { demoAgent } from './demo';
 import { echoAgent } from './examples/echo';
 import { externalAgent } from './external';
 import { openaiAgent } from './openai';
 import { relayAgent } from './relay/relay';
 import type { AnyAgent } from './types';
-import { workersAiAgent } from './workers-ai';
+import { workersAiAgent } from './workers-ai/workers-ai';
 
 const AGENTS: readonly AnyAgent[] = [demoAgent, openaiAgent, workersAiAgent, anthropicAgent, echoAgent, externalAgent, relayAgent];
 

@@ -6,7 +6,7 @@ import {
   anthropicAgent,
   conversation,
   messagesUrl,
-} from '../../src/agents/anthropic';
+} from '../../src/agents/anthropic/anthropic';
 import { AgentError } from '../../src/agents/types';
 import type { AgentEvent } from '../../src/events';
 import { PLAIN_TEXT, startFakeAnthropic, type FakeAnthropic } from '../support/fake-anthropic';

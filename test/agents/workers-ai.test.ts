@@ -2,7 +2,7 @@
 // the binding is stood in for by an object whose `run` returns what the real
 // binding returns with `stream: true`, a stream of SSE bytes.
 import { describe, expect, it } from 'vitest';
-import { WORKERS_AI_DEFAULT_MODEL, workersAiAgent } from '../../src/agents/workers-ai';
+import { WORKERS_AI_DEFAULT_MODEL, workersAiAgent } from '../../src/agents/workers-ai/workers-ai';
 import { AgentError } from '../../src/agents/types';
 import { agentContractTests, collect } from './contract';
 

@@ -8,10 +8,10 @@
  * then `data: [DONE]`.
  */
 import * as z from 'zod/mini';
-import { chatMessages, readChatStream, type CompletionChunk } from './chat/stream';
-import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
-import { firstByteGuard, idleMsFrom, untilAborted } from './upstream/timeouts';
-import { workersAiError } from './workers-ai-errors';
+import { chatMessages, readChatStream, type CompletionChunk } from '../chat/stream';
+import { AgentError, type Agent, type AgentContext, type AgentInput } from '../types';
+import { firstByteGuard, idleMsFrom, untilAborted } from '../upstream/timeouts';
+import { workersAiError } from './errors';
 
 export const WORKERS_AI_DEFAULT_MODEL = '@cf/meta/llama-3.1-8b-instruct';
 /**

@@ -5,7 +5,7 @@
  * listed at https://developers.cloudflare.com/workers-ai/platform/errors/.
  * `retryable` is honest: asking again helps only for capacity and timeouts.
  */
-import { AgentError } from './types';
+import { AgentError } from '../types';
 
 type Kind = [code: string, retryable: boolean, what: string];
 

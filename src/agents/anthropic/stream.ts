@@ -11,12 +11,12 @@
  * instead of the rest. Each event's data carries its `type`, the same as
  * its SSE `event:` name, so the data alone is read.
  */
-import type { AgentEvent } from '../events';
-import { ChatAnswer, MESSAGE_ID, type ChunkParts, type Step } from './chat/answer';
-import { COALESCE_MS, coalesceText } from './chat/coalesce';
-import { anthropicStreamError } from './anthropic-errors';
-import { parseChunk, sseDataBatches, type DataBatch } from './upstream/sse';
-import { AgentError } from './types';
+import type { AgentEvent } from '../../events';
+import { ChatAnswer, MESSAGE_ID, type ChunkParts, type Step } from '../chat/answer';
+import { COALESCE_MS, coalesceText } from '../chat/coalesce';
+import { anthropicStreamError } from './errors';
+import { parseChunk, sseDataBatches, type DataBatch } from '../upstream/sse';
+import { AgentError } from '../types';
 
 export interface MessagesStreamOptions {
   model: string;

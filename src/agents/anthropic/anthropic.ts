@@ -1,6 +1,6 @@
 /**
  * `anthropic`: Claude through Anthropic's Messages API, streamed, on our own
- * SSE reader (anthropic-stream.ts) rather than `@anthropic-ai/sdk`: the SDK
+ * SSE reader (stream.ts) rather than `@anthropic-ai/sdk`: the SDK
  * bundled alone is about 417 KiB minified / 92 KiB gzip, several times this
  * whole Worker, for one POST and an event stream we already know how to read.
  *
@@ -10,14 +10,14 @@
  * request goes or with which key.
  */
 import * as z from 'zod/mini';
-import { chatMessages } from './chat/stream';
-import { ANTHROPIC_PROVIDER } from './anthropic-errors';
-import { readMessagesStream } from './anthropic-stream';
-import { errorCodeInBody, upstreamHttpError } from './upstream/errors';
-import { textPrefix } from './upstream/sse';
-import { firstByteGuard, idleMsFrom } from './upstream/timeouts';
-import { endpointProblem, endpointUrl } from './upstream/endpoint-url';
-import { AgentError, type Agent, type AgentContext, type AgentInput, type ChatMessage } from './types';
+import { chatMessages } from '../chat/stream';
+import { ANTHROPIC_PROVIDER } from './errors';
+import { readMessagesStream } from './stream';
+import { errorCodeInBody, upstreamHttpError } from '../upstream/errors';
+import { textPrefix } from '../upstream/sse';
+import { firstByteGuard, idleMsFrom } from '../upstream/timeouts';
+import { endpointProblem, endpointUrl } from '../upstream/endpoint-url';
+import { AgentError, type Agent, type AgentContext, type AgentInput, type ChatMessage } from '../types';
 
 /** The API root, as the SDKs and ANTHROPIC_BASE_URL elsewhere mean it: `/v1/messages` is appended. */
 export const ANTHROPIC_DEFAULT_BASE_URL = 'https://api.anthropic.com';

@@ -10,8 +10,8 @@
  * in a non-streaming context", so each type gets the code and `retryable`
  * its status would get.
  */
-import { safeErrorCode, upstreamHttpError } from './upstream/errors';
-import { AgentError } from './types';
+import { safeErrorCode, upstreamHttpError } from '../upstream/errors';
+import { AgentError } from '../types';
 
 /** How this provider is named in messages. */
 export const ANTHROPIC_PROVIDER = 'Anthropic';
