@@ -10,6 +10,12 @@
  * - Backoff with full jitter; the attempt count resets only after a
  *   connection stayed up `resetAfterMs`.
  * - A watchdog: no byte for 2.5x the heartbeat means a dead connection.
+ * - In a browser: while it is offline the client waits for the network
+ *   instead of spending attempts (`offline` is true meanwhile), and the
+ *   `online` event or the tab becoming visible again ends any wait at once.
+ *   A cross-origin endpoint that refuses this page's origin (CORS) is told
+ *   apart from a network failure and ends the run with `origin_not_allowed`
+ *   within one attempt, naming the setting that fixes it.
  * - Exactly once, in seq order: duplicates dropped; a gap reconnects from
  *   the last contiguous seq.
  * - Callbacks, and an async iterator with backpressure: while the consumer
@@ -32,6 +38,8 @@ export const WATCHDOG_HEARTBEATS = 2.5;
 export const DEFAULT_HIGH_WATER_MARK = 256;
 /** A `Retry-After` longer than this is capped: a page should not sit silent for an hour. */
 export const MAX_RETRY_AFTER_MS = 5 * 60_000;
+/** Offline, the `online` event ends the wait; this re-check covers a browser that never sends it. */
+const OFFLINE_RECHECK_MS = 30_000;
 
 export interface RunOptions {
   /** Base URL of the service, e.g. `https://edgestream.example.com`. */
@@ -92,6 +100,7 @@ export interface RunOptions {
   highWaterMark?: number;
   fetch?: typeof fetch;
   onEvent?: (event: RunEvent) => void;
+  /** Called on every change of `state`, and of `offline` (with the same `state`). */
   onState?: (state: ConnectionState, run: AgentRun) => void;
 }
 
@@ -121,6 +130,11 @@ export class AgentRun implements AsyncIterable<RunEvent> {
   runState: TerminalState | undefined;
   /** Why the client stopped, when `state` is `error`. */
   error: ClientError | undefined;
+  /**
+   * The browser says it has no network (`navigator.onLine` false) and the
+   * client is waiting for it, spending no attempts. Always false outside browsers.
+   */
+  offline = false;
   /** Resolves when the client stops for good (`closed` or `error`). */
   readonly finished: Promise<AgentRun>;
 
@@ -163,8 +177,13 @@ export class AgentRun implements AsyncIterable<RunEvent> {
     const onAbort = () => this.disconnect();
     if (opts.signal?.aborted) this.disconnect();
     else opts.signal?.addEventListener('abort', onAbort, { once: true });
+    // The browser says the network is gone: the open connection is dead or soon will be (a
+    // half-open socket would hold the reader until the watchdog). Drop it now and wait for `online`.
+    const onOffline = () => this.#connection?.abort(new DOMException('the browser went offline', 'AbortError'));
+    globalThis.addEventListener?.('offline', onOffline);
     this.finished = this.#loop().then(() => {
       opts.signal?.removeEventListener('abort', onAbort);
+      globalThis.removeEventListener?.('offline', onOffline);
       return this;
     });
   }
@@ -292,17 +311,62 @@ export class AgentRun implements AsyncIterable<RunEvent> {
         }
         // fetch's TypeError ("Failed to fetch", "Load failed", "fetch failed"), resets, aborts by the watchdog.
         if (!started) postUnanswered = true;
+        // A browser hides why a cross-origin request failed; ask the endpoint in ways CORS cannot block.
+        if (err instanceof TypeError) {
+          const refused = await originRefused(this.#opts.endpoint, this.#fetch);
+          if (refused) {
+            console.error(`edgestream client: ${refused.message}`);
+            return this.#fail(refused);
+          }
+        }
       }
       if (this.#stop.signal.aborted) break;
       if (openedAt && Date.now() - openedAt >= this.#backoff.resetAfterMs) attempt = 0;
+      if (isOffline()) {
+        // No network at all: attempts would fail without telling anything. Wait for it, however long.
+        this.#setOffline(true);
+        this.#setState('reconnecting');
+        await this.#pause(OFFLINE_RECHECK_MS);
+        this.#setOffline(false);
+        attempt = 0;
+        continue;
+      }
       if (attempt >= this.#backoff.maxAttempts) {
         return this.#fail({ code: 'retries_exhausted', message: `gave up after ${attempt} attempts to reconnect` });
       }
       this.#setState('reconnecting');
-      await sleep(waitMs === null ? backoffDelay(attempt, this.#backoff) : Math.min(waitMs, MAX_RETRY_AFTER_MS), this.#stop.signal);
-      attempt++;
+      const woken = await this.#pause(waitMs === null ? backoffDelay(attempt, this.#backoff) : Math.min(waitMs, MAX_RETRY_AFTER_MS));
+      // Back online or looked at again: a fresh start of the count, as after a good connection.
+      attempt = woken ? 0 : attempt + 1;
     }
     this.#close();
+  }
+
+  /**
+   * Wait `ms`, less when the client stops, the browser comes back online or
+   * the tab becomes visible (someone is looking: try now, not in 15 s).
+   * Resolves true when one of those browser events ended the wait.
+   */
+  async #pause(ms: number): Promise<boolean> {
+    const wake = new AbortController();
+    const stop = () => wake.abort();
+    this.#stop.signal.addEventListener('abort', stop, { once: true });
+    let woken = false;
+    const onWake = () => {
+      if (globalThis.document?.visibilityState === 'hidden') return; // a tab going to the background
+      woken = true;
+      wake.abort();
+    };
+    globalThis.addEventListener?.('online', onWake);
+    globalThis.document?.addEventListener('visibilitychange', onWake);
+    try {
+      await sleep(ms, wake.signal);
+    } finally {
+      this.#stop.signal.removeEventListener('abort', stop);
+      globalThis.removeEventListener?.('online', onWake);
+      globalThis.document?.removeEventListener('visibilitychange', onWake);
+    }
+    return woken;
   }
 
   #post(): Promise<Response> {
@@ -437,6 +501,12 @@ export class AgentRun implements AsyncIterable<RunEvent> {
     return this.state === 'closed' || this.state === 'error';
   }
 
+  #setOffline(offline: boolean): void {
+    if (this.offline === offline) return;
+    this.offline = offline;
+    guard(() => this.#opts.onState?.(this.state, this));
+  }
+
   #setState(state: ConnectionState): void {
     if (this.state === state) return;
     this.state = state;
@@ -474,6 +544,47 @@ function guard(fn: () => void): void {
   } catch (err) {
     console.error('edgestream client: a callback threw', err);
   }
+}
+
+/** The browser knows it has no network. `navigator.onLine` true proves nothing; false is reliable. */
+function isOffline(): boolean {
+  return typeof document !== 'undefined' && globalThis.navigator?.onLine === false;
+}
+
+/** How long each probe of `originRefused` may take. */
+const PROBE_TIMEOUT_MS = 5_000;
+
+/**
+ * After a fetch failed with a TypeError in a page: was it CORS? A CORS refusal
+ * looks exactly like a network error to script, so probe the endpoint twice:
+ * a `no-cors` request (which CORS never blocks) must get through, and a plain
+ * CORS GET of `/v1/agents` must fail. Both together mean the service is up and
+ * does not allow this page's origin. Returns the error to end with, or null.
+ */
+async function originRefused(endpoint: string, fetchFn: typeof fetch): Promise<ClientError | null> {
+  const origin = globalThis.location?.origin;
+  if (typeof document === 'undefined' || !origin || origin === 'null' || isOffline()) return null;
+  const target = new URL(endpoint);
+  if (target.origin === origin) return null; // same origin: CORS does not apply
+  const probe = new URL('/v1/agents', target).href;
+  const get = (mode: RequestMode) =>
+    fetchFn(probe, { mode, cache: 'no-store', credentials: 'omit', signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+  try {
+    await get('no-cors');
+  } catch {
+    return null; // unreachable even without CORS: the network or the service is down
+  }
+  try {
+    const res = await get('cors');
+    await res.body?.cancel();
+    return null; // readable: CORS allows this origin, so the failure was something else
+  } catch (err) {
+    if (!(err instanceof TypeError)) return null; // a timeout proves nothing
+  }
+  return {
+    code: 'origin_not_allowed',
+    message: `this site's origin (${origin}) is not allowed by ${target.origin}: add it to ALLOWED_ORIGINS in the service's settings`,
+  };
 }
 
 /** Errors of the network or of our own aborts (watchdog): worth another attempt. */

@@ -19,9 +19,11 @@ export interface ClientError {
    * The service's error code (e.g. `run_not_found`, or `human_check_failed`
    * when the agent needs a start ticket or a Turnstile token and none valid
    * was sent), or the client's own:
-   * `retries_exhausted`, `invalid_endpoint`, `client_error`, and
+   * `retries_exhausted`, `invalid_endpoint`, `client_error`,
    * `start_unconfirmed` (a start's answer was lost, and its retry met a run
-   * with that requestId that this start's `startSecret` does not open).
+   * with that requestId that this start's `startSecret` does not open), and
+   * `origin_not_allowed` (in a browser: the endpoint is up but its CORS
+   * settings, `ALLOWED_ORIGINS`, do not include this page's origin).
    */
   code: string;
   message: string;
