@@ -30,7 +30,31 @@ const PKG = 'pkg';
 const { version } = JSON.parse(readFileSync('package.json', 'utf8'));
 if (!/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/.test(version)) throw new Error(`package.json version ${version} is not semver`);
 
-const common = { bundle: true, minify: true, target: ['es2022'], legalComments: 'none', logLevel: 'warning' };
+/**
+ * The widget's CSS is a template literal (widget-style.ts), which esbuild
+ * leaves as written: squeeze its whitespace, as a CSS minifier would, before
+ * bundling. Only spaces next to `{ } ; , >` go (never inside `calc()`'s
+ * `a - b`, where CSS needs them); values and strings keep theirs.
+ */
+const compactCss = {
+  name: 'compact-widget-css',
+  setup(b) {
+    b.onLoad({ filter: /widget-style\.ts$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const contents = source.replace(/(= `)([\s\S]*?)(`;)/g, (_, open, css, close) => {
+        const squeezed = css
+          .replace(/\/\*[\s\S]*?\*\//g, '')
+          .replace(/\s+/g, ' ')
+          .replace(/\s*([{};,>])\s*/g, '$1')
+          .replace(/;}/g, '}');
+        return open + squeezed.trim() + close;
+      });
+      return { contents, loader: 'ts' };
+    });
+  },
+};
+
+const common = { bundle: true, minify: true, target: ['es2022'], legalComments: 'none', logLevel: 'warning', plugins: [compactCss] };
 const clientBuild = { ...common, entryPoints: ['src/client/index.ts'], format: 'esm' };
 const widgetBuild = { ...common, entryPoints: ['src/client/widget-entry.ts'], format: 'iife' };
 await Promise.all([build({ ...clientBuild, outfile: `${STATIC}/client.js` }), build({ ...widgetBuild, outfile: `${STATIC}/widget.js` })]);

@@ -15,14 +15,22 @@
  * turns' run handles are kept in sessionStorage, and a reload replays each
  * turn from the server's log (the unfinished last one then follows live).
  *
- * Model output is untrusted: it is only ever set as text, never as HTML.
- * Each event is also dispatched on `document` as `edgestream:event`, so a
- * page can show the raw log (the demo page does).
+ * Model output is untrusted: the answer is markdown rendered by
+ * widget-markdown.ts into elements and text nodes, never HTML; everything
+ * else is set as text. Each event is also dispatched on `document` as
+ * `edgestream:event`, so a page can show the raw log (the demo page does).
+ *
+ * Failures say what happened and what to do, in the turn that met them
+ * (scrolled into view): a site whose origin the service does not allow
+ * (`ALLOWED_ORIGINS`), an offline browser (the answer carries on by itself
+ * when the network is back), a connection given up on (Retry; also retried
+ * by itself when the browser comes back online or the tab is looked at again).
  */
 import { AgentRun, type RunOptions } from './run';
 import { clearHandle, loadHandle } from './persist';
 import type { ChatMessage, ConnectionState, RunEvent, TerminalState } from './types';
 import { humanCheck } from './widget-human';
+import { markdownView } from './widget-markdown';
 import { WIDGET_CSS } from './widget-style';
 
 interface WidgetConfig {
@@ -67,6 +75,8 @@ interface Turn extends PastTurn {
   /** Events up to this seq were seen before a reload: replay them without announcing them again. */
   quietUpTo: number;
   el: ReturnType<typeof renderTurn>;
+  /** The answer's markdown view: each delta is written to it. */
+  md: ReturnType<typeof markdownView>;
 }
 
 /** The server refuses bodies over 64 KiB; stay well under it. */
@@ -77,8 +87,11 @@ export const MAX_BODY_BYTES = 48 * 1024;
  */
 export const MAX_TURNS = 20;
 
-const CHAT_ICON =
-  '<svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z"/></svg>';
+const svg = (path: string) =>
+  `<svg width="20" height="20" viewBox="0 0 24 24" aria-hidden="true" focusable="false" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">${path}</svg>`;
+const CHAT_ICON = svg('<path d="M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z"/>');
+const CLOSE_ICON = svg('<path d="M6 6l12 12M18 6L6 18"/>');
+const DOWN_ICON = svg('<path d="M12 5v14M6 13l6 6 6-6"/>');
 
 const RUN_LABEL = { completed: 'Completed', failed: 'Failed', cancelled: 'Cancelled' } as const;
 
@@ -87,11 +100,21 @@ const STATE_LABEL: Record<ConnectionState, string> = {
   open: 'Live',
   reconnecting: 'Reconnecting…',
   closed: 'Idle',
-  error: 'Offline',
+  error: 'Stopped',
 };
+/** The header's word for a client that gave up, by why. */
+const ERROR_LABEL: Record<string, string> = {
+  origin_not_allowed: 'Not allowed',
+  retries_exhausted: 'Disconnected',
+  human_check_failed: 'Not confirmed',
+};
+/** The notice in a turn while the browser is offline (not an error: it resolves itself). */
+export const OFFLINE_NOTICE = 'You are offline. The answer will carry on by itself when the connection is back.';
 
 /** Closer to the bottom than this, the message list follows new text; further up, the user is reading. */
 const STICK_PX = 40;
+/** How long "Copied" shows on a copy button before it says "Copy" again. */
+const COPIED_MS = 2_000;
 
 const bytes = (value: unknown) => new TextEncoder().encode(JSON.stringify(value)).length;
 
@@ -163,50 +186,95 @@ const h = <K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, 
 function render(root: ShadowRoot, config: WidgetConfig) {
   const style = h('style');
   style.textContent = WIDGET_CSS;
+  // The launcher opens the panel and, while it is open, closes it (with its own icon and name).
   const launcher = h('button', { class: 'launcher', type: 'button', 'aria-expanded': 'false', 'aria-controls': 'es-panel' });
-  // An inline icon, not an emoji: emoji fonts are missing on many systems.
-  launcher.innerHTML = CHAT_ICON; // a constant of ours, not model text
-  launcher.append(config.title);
-  const panel = h('section', { class: 'panel', id: 'es-panel', role: 'dialog', 'aria-label': config.title, hidden: '' });
+  const panel = h('section', { class: 'panel', id: 'es-panel', role: 'dialog', 'aria-labelledby': 'es-title', hidden: '' });
   const header = h('header');
-  const title = h('h2', {}, config.title);
+  const heading = h('div', { class: 'heading' });
+  const title = h('h2', { id: 'es-title' }, config.title);
   const conn = h('span', { class: 'conn', 'data-state': 'closed' }, STATE_LABEL.closed);
+  heading.append(title, conn);
   const clear = h('button', { class: 'icon new', type: 'button' }, 'New chat');
-  const close = h('button', { class: 'icon', type: 'button', 'aria-label': 'Close chat' }, '×');
-  header.append(title, conn, clear, close);
-  const body = h('div', { class: 'body' });
+  const close = h('button', { class: 'icon close', type: 'button', 'aria-label': 'Close chat' });
+  close.innerHTML = CLOSE_ICON; // a constant of ours, not model text
+  header.append(heading, clear, close);
+  // Focusable, so a keyboard can scroll it (it holds no other focusable element before the first answer).
+  const body = h('div', { class: 'body', role: 'region', 'aria-label': 'Conversation', tabindex: '0' });
   const hint = h('p', { class: 'hint' }, 'Ask anything. Answers stream live and survive reloads.');
   body.append(hint);
+  const jump = h('button', { class: 'jump', type: 'button', hidden: '' });
+  jump.innerHTML = DOWN_ICON;
+  jump.append('Jump to latest');
   const form = h('form');
   const label = h('label', { class: 'sr-only', for: 'es-input' }, 'Your question');
   const input = h('textarea', { id: 'es-input', rows: '2', placeholder: 'Ask a question…', maxlength: '16000' });
+  // Send and Stop share one place: while an answer streams, Stop stands where Send was.
+  const actions = h('div', { class: 'send' });
   const send = h('button', { class: 'btn', type: 'submit' }, 'Send');
   const stop = h('button', { class: 'btn secondary', type: 'button', hidden: '' }, 'Stop');
-  form.append(label, input, send, stop);
+  actions.append(send, stop);
+  form.append(label, input, actions);
   // Turnstile's widget is light DOM, shown here (widget-human.ts says why).
   const check = h('div', { class: 'check' });
   check.append(h('slot', { name: 'turnstile' }));
-  panel.append(header, body, check, form);
+  const main = h('div', { class: 'main' });
+  main.append(body, jump);
+  panel.append(header, main, check, form);
   // Screen readers hear stages, "Answer complete" and errors from here, once each,
   // not every streamed fragment. Outside the panel: still heard while it is closed.
   const live = h('div', { class: 'sr-only', 'aria-live': 'polite', 'aria-atomic': 'true' });
   root.append(style, launcher, panel, live);
-  return { launcher, panel, conn, clear, close, body, hint, form, input, send, stop, live };
+  return { launcher, panel, conn, clear, close, body, hint, jump, form, input, send, stop, live };
+}
+
+/** The launcher's face: a chat bubble and the title when closed, a close icon (and name) when open. */
+function renderLauncher(launcher: HTMLElement, open: boolean, title: string) {
+  launcher.innerHTML = open ? CLOSE_ICON : CHAT_ICON; // constants of ours, not model text
+  if (open) launcher.setAttribute('aria-label', 'Close chat');
+  else {
+    launcher.removeAttribute('aria-label');
+    launcher.append(h('span', {}, title));
+  }
 }
 
 function renderTurn(question: string) {
   const turn = h('article', { class: 'turn' });
+  // The agent's plan and steps fold into one line: the answer is what matters.
+  const work = h('details', { class: 'work' });
+  const summary = h('summary', {}, 'Starting…');
   const plan = h('ol', { class: 'plan', 'aria-label': 'Plan' });
   const steps = h('ul', { class: 'steps', 'aria-label': 'Progress' });
+  work.append(summary, plan, steps);
   const answer = h('div', { class: 'answer' });
+  const tools = h('div', { class: 'tools', hidden: '' });
+  const copy = h('button', { class: 'copy', type: 'button', 'aria-label': 'Copy answer' }, 'Copy');
+  tools.append(copy);
   const final = h('div', { class: 'final' });
+  const notice = h('p', { class: 'notice', hidden: '' });
   const error = h('div', { class: 'error', hidden: '' });
   const errorText = h('span');
   const retry = h('button', { class: 'btn secondary retry', type: 'button' }, 'Retry');
   error.append(errorText, retry);
-  turn.append(h('div', { class: 'question' }, question), plan, steps, answer, final, error);
-  return { turn, plan, steps, answer, final, error, errorText, retry };
+  turn.append(h('div', { class: 'question' }, question), work, answer, tools, final, notice, error);
+  return { turn, work, summary, plan, steps, answer, tools, copy, final, notice, error, errorText, retry };
 }
+
+/** What a person reads when the client gave up, by the error's code. */
+function errorMessage(e: { code: string; message: string } | undefined): string {
+  switch (e?.code) {
+    case 'origin_not_allowed':
+      return `This site (${location.origin}) is not allowed to use this chat service. The site's owner can fix it: add ${location.origin} to ALLOWED_ORIGINS in the service's settings.`;
+    case 'retries_exhausted':
+      return 'Lost the connection to the chat service. The answer is kept on the server: Retry to carry on.';
+    case 'human_check_failed':
+      return `This site needs to confirm you are human: ${e.message}.`;
+    default:
+      return `${e?.message ?? 'Connection lost'}.`;
+  }
+}
+
+/** The Clipboard API exists only in secure contexts (https, localhost): elsewhere there is no Copy button. */
+const canCopy = () => !!globalThis.navigator?.clipboard;
 
 const ended = (run: AgentRun) => run.state === 'closed' || run.state === 'error';
 
@@ -225,6 +293,9 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
   let scrollQueued = false;
 
   const toBottom = () => (el.body.scrollTop = el.body.scrollHeight);
+  const atBottom = () => el.body.scrollHeight - el.body.scrollTop - el.body.clientHeight < STICK_PX;
+  /** "Jump to latest" shows while the reader is scrolled up from newer text. */
+  const syncJump = () => (el.jump.hidden = atBottom());
   /**
    * Call before adding content: follow it down only if the reader is at the
    * bottom now (someone who scrolled up is reading). Measured and scrolled
@@ -240,13 +311,20 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
       scrollQueued = false;
       // ...unless the reader scrolled up in the meantime.
       if (atBottom && b.scrollTop >= top) toBottom();
+      syncJump();
     });
   };
+  /** Bring `node` (an error, a notice) into view without yanking a reader who is far up. */
+  const reveal = (node: HTMLElement) => requestAnimationFrame(() => node.scrollIntoView({ block: 'nearest' }));
   const setOpen = (open: boolean, focus = false) => {
     el.panel.hidden = !open;
     el.launcher.setAttribute('aria-expanded', String(open));
+    renderLauncher(el.launcher, open, config.title);
+    // The phone layout hides the launcher under the full-screen panel; CSS needs to know.
+    host.toggleAttribute('data-open', open);
     if (open) {
       toBottom();
+      syncJump();
       human.prepare();
     }
     // Focus moves only when the user asked for it, never on page load.
@@ -266,6 +344,28 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
   const showError = (t: Turn, message: string | null) => {
     t.el.error.hidden = message === null;
     t.el.errorText.textContent = message ?? '';
+    if (message !== null) reveal(t.el.error);
+  };
+  /** The fold's one line: the current step while working, how it ended after. */
+  const summarise = (t: Turn) => {
+    const steps = t.el.steps.querySelectorAll('li:not(.tool)');
+    const current = steps[steps.length - 1]?.textContent ?? '';
+    const run = t.run;
+    const outcome = t.state ?? (run?.state === 'error' ? 'interrupted' : undefined);
+    t.el.turn.dataset.outcome = outcome ?? 'working';
+    // Nothing to unfold before the first step (a run that could not start): the error says it all.
+    t.el.work.hidden = !steps.length && !t.el.plan.children.length && !!outcome;
+    t.el.summary.textContent =
+      outcome === 'completed'
+        ? `Done in ${steps.length} steps`
+        : outcome
+          ? `${outcome === 'cancelled' ? 'Stopped' : outcome === 'failed' ? 'Failed' : 'Interrupted'} at: ${current}`
+          : current
+            ? `${current}…`
+            : 'Starting…';
+    // The step that was going on when it ended did not finish: it must not show a check mark.
+    const last = steps[steps.length - 1];
+    if (last) last.classList.toggle('stopped', !!outcome && outcome !== 'completed');
   };
 
   /** Bring the header, buttons and hint in line with the turns and the last turn's run. */
@@ -283,12 +383,27 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
     const focused = root.activeElement;
     if ((focused === el.stop && !live) || (focused === el.send && busy)) el.input.focus();
     el.stop.hidden = !live;
+    el.send.hidden = live;
     el.send.disabled = busy;
     el.hint.hidden = turns.length > 0;
+    if (state === 'reconnecting' && run?.offline) el.conn.textContent = 'Offline';
+    if (state === 'error') el.conn.textContent = ERROR_LABEL[run?.error?.code ?? ''] ?? STATE_LABEL.error;
+    el.conn.dataset.state = state === 'reconnecting' && run?.offline ? 'offline' : state;
     for (const t of turns) {
-      const streaming = String(!!t.run && !ended(t.run));
-      t.el.answer.dataset.streaming = streaming;
-      t.el.answer.setAttribute('aria-busy', streaming);
+      const streaming = !!t.run && !ended(t.run);
+      t.el.answer.dataset.streaming = String(streaming);
+      t.el.answer.setAttribute('aria-busy', String(streaming));
+      t.el.tools.hidden = streaming || !t.answer || !canCopy();
+      const offline = !!t.run?.offline && streaming;
+      if (offline !== !t.el.notice.hidden) {
+        t.el.notice.hidden = !offline;
+        t.el.notice.textContent = offline ? OFFLINE_NOTICE : '';
+        if (offline) {
+          reveal(t.el.notice);
+          if (t === turns.at(-1)) announce(OFFLINE_NOTICE);
+        }
+      }
+      summarise(t);
     }
   };
 
@@ -296,7 +411,7 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
     document.dispatchEvent(new CustomEvent('edgestream:event', { detail: event }));
     const loud = event.seq > t.quietUpTo && t === turns.at(-1);
     keepAtBottom();
-    const { plan, steps, answer, final } = t.el;
+    const { plan, steps, final } = t.el;
     const unmark = () => steps.querySelector('[aria-current]')?.removeAttribute('aria-current');
     switch (event.type) {
       case 'plan':
@@ -311,13 +426,17 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
         steps.append(h('li', { class: 'tool' }, `${event.phase === 'call' ? 'Calling' : 'Result from'} ${event.name}`));
         break;
       case 'delta':
-        // append, never innerHTML: model text is untrusted
-        answer.append(event.text);
+        // markdown into elements and text nodes, never innerHTML: model text is untrusted
+        t.md.write(event.text);
         t.answer += event.text;
         break;
       case 'result':
         // Deltas already showed the text; an agent that streams none sends it whole here.
-        if (!t.answer) answer.textContent = t.answer = event.text;
+        if (!t.answer) {
+          t.answer = event.text;
+          t.md.write(event.text);
+        }
+        t.md.end();
         break;
       case 'error':
         showError(t, event.message);
@@ -325,6 +444,7 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
         break;
       case 'done':
         unmark();
+        t.md.end();
         t.state = event.state;
         final.textContent = event.state === 'completed' ? '' : `Run ${event.state}.`;
         // A failed run's error was announced already.
@@ -358,19 +478,28 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
       if (!mine() || r.state !== 'error') return;
       // A run the server no longer has (expired, or never ours) is dropped quietly.
       if (r.error?.code === 'run_not_found') return drop(t);
-      const e = r.error;
-      const message =
-        e?.code === 'human_check_failed'
-          ? `This site needs to confirm you are human: ${e.message}.`
-          : `${e?.message ?? 'Connection lost'}.`;
+      const message = errorMessage(r.error);
+      if (r.error?.code === 'origin_not_allowed') console.error(`edgestream widget: ${message}`);
       showError(t, message);
+      sync();
       if (t === turns.at(-1)) announce(message);
     });
   };
 
   const addTurn = (question: string, saved?: SavedTurn) => {
-    const t: Turn = { question, answer: '', quietUpTo: 0, ...saved, el: renderTurn(question) };
+    const view = renderTurn(question);
+    const t: Turn = { question, answer: '', quietUpTo: 0, ...saved, el: view, md: markdownView(view.answer) };
     t.el.retry.addEventListener('click', () => retry(t));
+    t.el.copy.addEventListener('click', () => {
+      navigator.clipboard.writeText(t.answer).then(
+        () => {
+          t.el.copy.textContent = 'Copied';
+          announce('Answer copied');
+          setTimeout(() => (t.el.copy.textContent = 'Copy'), COPIED_MS);
+        },
+        () => announce('Could not copy the answer'),
+      );
+    });
     turns.push(t);
     el.body.append(t.el.turn);
     return t;
@@ -436,6 +565,23 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
     sync();
   };
 
+  /**
+   * Back online, or the tab looked at again: carry on every answer whose
+   * connection was given up on, without waiting for a click on Retry.
+   */
+  const resumeLost = () => {
+    if (document.visibilityState === 'hidden') return;
+    for (const t of turns) if (t.run?.state === 'error' && t.run.error?.code === 'retries_exhausted') retry(t);
+  };
+  addEventListener('online', resumeLost);
+  document.addEventListener('visibilitychange', resumeLost);
+
+  el.body.addEventListener('scroll', syncJump, { passive: true });
+  el.jump.addEventListener('click', () => {
+    toBottom();
+    syncJump();
+    el.input.focus();
+  });
   el.launcher.addEventListener('click', () => setOpen(el.panel.hidden, true));
   el.close.addEventListener('click', () => setOpen(false, true));
   el.clear.addEventListener('click', newChat);
@@ -468,6 +614,7 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
     attach(t, { resume: { requestId: saved.requestId, token: saved.token, lastEventId: 0 }, persistKey: isLive ? persistKey : undefined });
   }
   sync();
+  renderLauncher(el.launcher, false, config.title);
   document.body.append(host);
   if (config.open || turns.length) setOpen(true);
   return { host, ask, newChat, open: () => setOpen(true, true), close: () => setOpen(false, true) };

@@ -98,7 +98,7 @@ export async function startHostSite(
       // `/fail` embeds a widget whose demo runs fail after 3 deltas; `?options=JSON`
       // overrides data-options and `?open=false` leaves the panel closed on load;
       // `?agent=NAME` sets data-agent, `?ticket` points data-ticket-url at this
-      // site's ticket endpoint, `?sitekey=KEY` sets data-turnstile-sitekey.
+      // site's ticket endpoint, `?sitekey=KEY` sets data-turnstile-sitekey, `?theme=` data-theme.
       const url = new URL(req.url ?? '/', 'http://host');
       const extra: Record<string, string> = {};
       if (url.pathname === '/fail') extra['data-options'] = JSON.stringify({ tokens: 20, delayMs: 5, failAfter: 3 });
@@ -107,11 +107,13 @@ export async function startHostSite(
       if (url.searchParams.has('agent')) extra['data-agent'] = url.searchParams.get('agent')!;
       if (url.searchParams.has('ticket')) extra['data-ticket-url'] = `http://${req.headers.host}/edgestream-ticket`;
       if (url.searchParams.has('sitekey')) extra['data-turnstile-sitekey'] = url.searchParams.get('sitekey')!;
+      if (url.searchParams.has('theme')) extra['data-theme'] = url.searchParams.get('theme')!;
       const attrs = attrsOf(extra);
       res.writeHead(200, { 'Content-Type': 'text/html' });
-      res.end(`<!doctype html><html><head><title>Someone's blog</title>
-<style>body{font-family:Georgia,serif;margin:40px;background:#fafafa} .launcher{color:red!important} button{background:lime}</style></head>
-<body><h1>A page on another origin</h1><p>The widget below comes from ${endpoint}.</p>
+      res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Someone's blog</title>
+<style>body{font-family:Georgia,serif;margin:40px;background:#fafafa;color:#222} .launcher{color:red!important} button{background:lime}</style></head>
+<body><main><h1>A page on another origin</h1><p>The widget below comes from ${endpoint}.</p></main>
 <script src="${endpoint}/widget.js" ${attrs} async></script></body></html>`);
     }
   });

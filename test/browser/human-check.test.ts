@@ -3,7 +3,7 @@
 // and start tickets from the embedding site's own backend.
 import type { Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoText } from '../e2e/demo-reference';
+import { shownDemoText } from './shown-text';
 import { launchBrowser } from '../support/browser';
 import { freePort, startDevServer, type DevServer } from '../support/dev-server';
 import { startFakeTurnstile, type FakeTurnstile } from '../support/fake-turnstile';
@@ -89,7 +89,7 @@ describe('widget on a Turnstile profile', () => {
     await page.goto(site.url);
 
     await ask(page, 'first human question');
-    expect(await finalAnswer(page)).toBe(demoText('first human question', DEMO));
+    expect(await finalAnswer(page)).toBe(shownDemoText('first human question', DEMO));
     expect(await last(page, '.error').isHidden()).toBe(true);
     // the site key came from /v1/agents; api.js loaded explicitly; the widget sits in the host's light DOM
     expect(api.loads).toEqual(['https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit']);
@@ -107,7 +107,7 @@ describe('widget on a Turnstile profile', () => {
     expect(checks[0]!.form.secret).toBe(fake.secret);
 
     await ask(page, 'second human question');
-    expect(await finalAnswer(page)).toBe(demoText('second human question', DEMO));
+    expect(await finalAnswer(page)).toBe(shownDemoText('second human question', DEMO));
     expect(bodies).toHaveLength(2);
     const second = bodies[1]!.turnstileToken;
     expect(second).toEqual(expect.any(String));
@@ -138,7 +138,7 @@ describe('widget on a Turnstile profile', () => {
     expect(await w(page, 'button[type="submit"]').isDisabled()).toBe(false);
     await page.evaluate(() => delete (window as { __fakeTurnstileFail?: string }).__fakeTurnstileFail);
     await last(page, '.retry').click();
-    expect(await finalAnswer(page)).toBe(demoText('turnstile fails first', DEMO));
+    expect(await finalAnswer(page)).toBe(shownDemoText('turnstile fails first', DEMO));
     expect(await w(page, '.question').allTextContents()).toEqual(['turnstile fails first']);
     expect(posts).toHaveLength(1);
     // A token minted after the failure (the widget may already have made the next one after it: it resets at once).
@@ -162,7 +162,7 @@ describe('widget on a Turnstile profile', () => {
       .toBe('This site needs to confirm you are human: the Turnstile check failed: invalid-input-response.');
     expect(answers).toEqual([403]);
     await last(page, '.retry').click();
-    expect(await finalAnswer(page)).toBe(demoText('refused at first', DEMO));
+    expect(await finalAnswer(page)).toBe(shownDemoText('refused at first', DEMO));
     expect(answers).toEqual([403, 200]);
     // the retry took the token made after the refused one, not the refused one again
     expect(tokens).toEqual([api.minted[0], api.minted[1]]);
@@ -184,7 +184,7 @@ describe('widget on a ticket profile (data-ticket-url)', () => {
     await page.goto(`${site.url}${ticketPage}`);
     for (const q of ['ticket question one', 'ticket question two']) {
       await ask(page, q);
-      expect(await finalAnswer(page)).toBe(demoText(q, DEMO));
+      expect(await finalAnswer(page)).toBe(shownDemoText(q, DEMO));
     }
     const requests = site.ticket!.requests.slice(seen);
     expect(requests).toHaveLength(2); // one ticket per start
@@ -222,7 +222,7 @@ describe('widget on a ticket profile (data-ticket-url)', () => {
     await expect.poll(() => last(page, '.error').isVisible()).toBe(true);
     site.ticket!.mode = 'ok';
     await last(page, '.retry').click();
-    expect(await finalAnswer(page)).toBe(demoText('ticket endpoint down', DEMO));
+    expect(await finalAnswer(page)).toBe(shownDemoText('ticket endpoint down', DEMO));
     expect(await w(page, '.question').allTextContents()).toEqual(['ticket endpoint down']);
     expect(posts).toHaveLength(1);
     await page.close();
@@ -243,7 +243,7 @@ describe('widget on a ticket profile (data-ticket-url)', () => {
     site.ticket!.mode = 'ok';
     const before = site.ticket!.requests.length;
     await last(page, '.retry').click();
-    expect(await finalAnswer(page)).toBe(demoText('badly signed', DEMO));
+    expect(await finalAnswer(page)).toBe(shownDemoText('badly signed', DEMO));
     expect(site.ticket!.requests.length).toBe(before + 1);
     expect(answers).toEqual([403, 200]);
     await page.close();

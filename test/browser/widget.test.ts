@@ -5,6 +5,7 @@ import type { Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { history, MAX_BODY_BYTES, MAX_TURNS } from '../../src/client/widget';
 import { demoText } from '../e2e/demo-reference';
+import { shownDemoText } from './shown-text';
 import { launchBrowser } from '../support/browser';
 import { ROOT, freePort, startDevServer, type DevServer } from '../support/dev-server';
 import { waitForState } from '../support/sse';
@@ -92,7 +93,7 @@ describe('widget embedded on another origin', () => {
     expect(await w(page, '.hint').isHidden()).toBe(true);
     await expect.poll(() => w(page, '.plan li').count()).toBe(3);
     const text = await finalAnswer(page);
-    expect(text).toBe(demoText('What is edgestream?', OPTIONS));
+    expect(text).toBe(shownDemoText('What is edgestream?', OPTIONS));
     expect(await w(page, '.conn').textContent()).toBe('Completed');
     expect(await w(page, '.steps li').count()).toBeGreaterThanOrEqual(5);
     // the host page's CSS (red launcher, lime buttons) did not leak in
@@ -110,7 +111,7 @@ describe('widget embedded on another origin', () => {
     await server.stop('SIGKILL');
     await startRuntime(persistDir);
     const text = await finalAnswer(page, 120_000);
-    expect(text).toBe(demoText('restart in the middle', OPTIONS));
+    expect(text).toBe(shownDemoText('restart in the middle', OPTIONS));
     await page.close();
   });
 
@@ -122,7 +123,7 @@ describe('widget embedded on another origin', () => {
     await page.reload();
     expect(await w(page, '.question').textContent()).toBe('reload me');
     const text = await finalAnswer(page);
-    expect(text).toBe(demoText('reload me', OPTIONS));
+    expect(text).toBe(shownDemoText('reload me', OPTIONS));
     await page.close();
   });
 
@@ -133,13 +134,13 @@ describe('widget embedded on another origin', () => {
     page.on('request', (r) => isPost(r) && bodies.push(r.postDataJSON()));
     for (const q of ['first question', 'second question', 'third question']) {
       await ask(page, q);
-      expect(await finalAnswer(page)).toBe(demoText(q, QUICK));
+      expect(await finalAnswer(page)).toBe(shownDemoText(q, QUICK));
     }
     // every turn stays on screen with its own question, plan, answer and state
     expect(await w(page, '.turn').count()).toBe(3);
     expect(await w(page, '.question').allTextContents()).toEqual(['first question', 'second question', 'third question']);
     expect(await w(page, '.answer').allTextContents()).toEqual(
-      ['first question', 'second question', 'third question'].map((q) => demoText(q, QUICK)),
+      ['first question', 'second question', 'third question'].map((q) => shownDemoText(q, QUICK)),
     );
     expect(await w(page, '.plan').count()).toBe(3);
     expect(bodies.map((b) => b.query)).toEqual(['first question', 'second question', 'third question']);
@@ -199,7 +200,7 @@ describe('widget embedded on another origin', () => {
     await page.reload();
     await expect
       .poll(() => w(page, '.answer').allTextContents(), { timeout: 20_000 })
-      .toEqual([demoText('one', QUICK), demoText('two', QUICK)]);
+      .toEqual([shownDemoText('one', QUICK), shownDemoText('two', QUICK)]);
     expect(await w(page, '.question').allTextContents()).toEqual(['one', 'two']);
     expect(await w(page, '.error').first().isHidden()).toBe(true);
     await expect.poll(() => w(page, '.conn').textContent()).toBe('Completed');
@@ -253,7 +254,7 @@ describe('widget embedded on another origin', () => {
     expect(await w(page, '.question').allTextContents()).toEqual(['the new question']);
     const late: string[] = await page.evaluate(() => (window as any).__events);
     expect(late.filter((id) => id === oldId)).toEqual([]);
-    expect(await finalAnswer(page)).toBe(demoText('the new question', OPTIONS));
+    expect(await finalAnswer(page)).toBe(shownDemoText('the new question', OPTIONS));
     expect(await w(page, '.conn').textContent()).toBe('Completed');
     await page.close();
   });
@@ -308,10 +309,12 @@ describe('widget embedded on another origin', () => {
       }),
     );
     await page.reload(); // the replay cannot connect: retries run out
-    await expect.poll(() => last(page, '.error span').textContent(), { timeout: 30_000 }).toMatch(/gave up after/);
+    await expect
+      .poll(() => last(page, '.error span').textContent(), { timeout: 30_000 })
+      .toMatch(/^Lost the connection .* Retry to carry on\.$/);
     await page.unroute('**/v1/runs/*/events');
     await last(page, '.retry').click();
-    expect(await finalAnswer(page)).toBe(demoText('keep going', QUICK));
+    expect(await finalAnswer(page)).toBe(shownDemoText('keep going', QUICK));
     expect(await last(page, '.error').isHidden()).toBe(true);
     expect(posts).toHaveLength(1); // resumed, not asked again
     await page.close();
@@ -337,7 +340,7 @@ describe('widget embedded on another origin', () => {
     await page.unroute('**/v1/runs/*/events');
     await last(page, '.retry').click();
     await expect.poll(() => posts.length, { timeout: 20_000 }).toBe(2);
-    expect(await finalAnswer(page)).toBe(demoText('refused', QUICK));
+    expect(await finalAnswer(page)).toBe(shownDemoText('refused', QUICK));
     expect(await w(page, '.question').allTextContents()).toEqual(['refused']);
     await page.close();
   });
@@ -387,7 +390,7 @@ describe('widget embedded on another origin', () => {
     await ask(page, 'remember me');
     await finalAnswer(page);
     await page.reload();
-    await expect.poll(() => w(page, '.answer').textContent(), { timeout: 20_000 }).toBe(demoText('remember me', QUICK));
+    await expect.poll(() => w(page, '.answer').textContent(), { timeout: 20_000 }).toBe(shownDemoText('remember me', QUICK));
     expect(await w(page, '.panel').isVisible()).toBe(true);
     expect(await focused(page)).toBe('');
     await page.close();
@@ -418,14 +421,15 @@ describe('widget embedded on another origin', () => {
     expect(said.length).toBeLessThanOrEqual(4); // three stages and the end, not 250 deltas
     await page.reload();
     await finalAnswer(page);
-    expect(await w(page, '.turn .answer').textContent()).toBe(demoText('announce this', OPTIONS));
+    expect(await w(page, '.turn .answer').textContent()).toBe(shownDemoText('announce this', OPTIONS));
     expect(await w(page, '[aria-live]').textContent()).toBe(''); // a replay says nothing
     await page.close();
   });
 
   it('follows new text only while the reader is at the bottom', async () => {
     const page = await browser.context.newPage();
-    await page.goto(site.url);
+    // Long enough to scroll: the demo's notes one after the other, 2,000 characters.
+    await page.goto(`${site.url}/?options=${encodeURIComponent(JSON.stringify({ tokens: 2000, delayMs: 10 }))}`);
     await ask(page, 'a long answer to scroll through');
     await waitForText(page, 800);
     const gap = () => w(page, '.body').evaluate((b) => b.scrollHeight - b.scrollTop - b.clientHeight);
