@@ -1,11 +1,14 @@
 /**
  * The offline, deterministic `demo` agent: plays the stages of a research
- * agent. Same query and options, same events, so it needs no key and no
- * network, and a run interrupted by a restart can be replayed exactly.
+ * agent and answers with a true note about edgestream, chosen by the
+ * question (demo-notes.ts). Same query and options, same events, so it
+ * needs no key and no network, and a run interrupted by a restart can be
+ * replayed exactly.
  */
 import * as z from 'zod/mini';
 import type { AgentEvent } from '../events';
 import { sleep } from '../lib/timing';
+import { answerPieces, noteFor } from './demo-notes';
 import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
 
 export const DemoOptions = z.strictObject({
@@ -21,60 +24,34 @@ export type DemoOptions = z.infer<typeof DemoOptions>;
  */
 const YIELD_EVERY = 64;
 
-const WORDS = (
-  'stream edge durable object event log resume reader token agent answer seq ' +
-  'replay heartbeat cursor worker global latency client retry backoff jitter ' +
-  'storage sqlite batch flush alarm deadline cancel plan search result model'
-).split(' ');
-
-/** FNV-1a: a small stable hash so the text depends only on the query. */
-function hash(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-/** xorshift32: deterministic word choice seeded by the query. */
-function* wordStream(seed: number): Generator<string> {
-  let x = seed || 1;
-  for (;;) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    yield WORDS[(x >>> 0) % WORDS.length]!;
-  }
-}
-
 /** The deterministic event script (without timing). */
 export function* demoScript(query: string, options: DemoOptions): Generator<AgentEvent> {
   const topic = query.length > 60 ? `${query.slice(0, 57)}...` : query;
+  const note = noteFor(query);
   const messageId = 'm1';
   yield { type: 'status', status: 'planning', message: 'Planning the answer' };
   yield {
     type: 'plan',
-    steps: [`Understand the question: ${topic}`, 'Search the knowledge base', 'Write the answer'],
+    steps: [`Understand the question: ${topic}`, 'Find the note about it', 'Write the answer'],
   };
-  yield { type: 'status', status: 'searching', message: 'Searching the knowledge base' };
+  yield { type: 'status', status: 'searching', message: 'Reading the notes on edgestream' };
   yield { type: 'tool', messageId, name: 'search', phase: 'call', input: { query } };
   yield {
     type: 'tool',
     messageId,
     name: 'search',
     phase: 'result',
-    output: { results: [{ title: `Notes on ${topic}`, score: 0.92 }] },
+    output: { results: [{ title: note.title, score: 0.92 }] },
   };
   yield { type: 'status', status: 'generating', message: 'Writing the answer' };
-  const words = wordStream(hash(query));
   let text = '';
-  for (let i = 0; i < options.tokens; i++) {
+  let i = 0;
+  for (const piece of answerPieces(query, options.tokens)) {
     if (options.failAfter !== undefined && i === options.failAfter) {
       throw new AgentError('demo_failure', `demo agent failed after ${i} deltas, as asked by failAfter`, false);
     }
-    const piece = i === 0 ? capitalise(words.next().value!) : ` ${words.next().value!}`;
     text += piece;
+    i++;
     yield { type: 'delta', messageId, text: piece };
   }
   if (options.failAfter !== undefined && options.failAfter >= options.tokens) {
@@ -83,13 +60,9 @@ export function* demoScript(query: string, options: DemoOptions): Generator<Agen
   yield { type: 'result', messageId, text, data: { tokens: options.tokens } };
 }
 
-function capitalise(word: string): string {
-  return word.charAt(0).toUpperCase() + word.slice(1);
-}
-
 export const demoAgent: Agent<DemoOptions> = {
   name: 'demo',
-  description: 'Offline deterministic research-agent simulation (no keys, no network).',
+  description: 'Offline, deterministic: answers questions about edgestream itself (no keys, no network).',
   options: DemoOptions as z.ZodMiniType<DemoOptions>,
   deterministic: true,
   notConfigured: () => null,
