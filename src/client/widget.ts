@@ -373,9 +373,16 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
     const last = turns.at(-1);
     const run = last?.run;
     const state = last?.pending ? 'connecting' : (run?.state ?? 'closed');
-    el.conn.dataset.state = state;
-    // Once the run has ended, say how, rather than "Idle".
-    el.conn.textContent = state === 'closed' && run?.runState ? RUN_LABEL[run.runState] : STATE_LABEL[state];
+    const offline = state === 'reconnecting' && !!run?.offline;
+    el.conn.dataset.state = offline ? 'offline' : state;
+    // Once the run has ended, say how, rather than "Idle"; once the client gave up, say why.
+    el.conn.textContent = offline
+      ? 'Offline'
+      : state === 'error'
+        ? (ERROR_LABEL[run?.error?.code ?? ''] ?? STATE_LABEL.error)
+        : state === 'closed' && run?.runState
+          ? RUN_LABEL[run.runState]
+          : STATE_LABEL[state];
     const live = !!run && !ended(run);
     // Waiting for the human check counts as busy: one question at a time.
     const busy = live || !!last?.pending;
@@ -386,19 +393,16 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
     el.send.hidden = live;
     el.send.disabled = busy;
     el.hint.hidden = turns.length > 0;
-    if (state === 'reconnecting' && run?.offline) el.conn.textContent = 'Offline';
-    if (state === 'error') el.conn.textContent = ERROR_LABEL[run?.error?.code ?? ''] ?? STATE_LABEL.error;
-    el.conn.dataset.state = state === 'reconnecting' && run?.offline ? 'offline' : state;
     for (const t of turns) {
       const streaming = !!t.run && !ended(t.run);
       t.el.answer.dataset.streaming = String(streaming);
       t.el.answer.setAttribute('aria-busy', String(streaming));
       t.el.tools.hidden = streaming || !t.answer || !canCopy();
-      const offline = !!t.run?.offline && streaming;
-      if (offline !== !t.el.notice.hidden) {
-        t.el.notice.hidden = !offline;
-        t.el.notice.textContent = offline ? OFFLINE_NOTICE : '';
-        if (offline) {
+      const waiting = !!t.run?.offline && streaming;
+      if (waiting !== !t.el.notice.hidden) {
+        t.el.notice.hidden = !waiting;
+        t.el.notice.textContent = waiting ? OFFLINE_NOTICE : '';
+        if (waiting) {
           reveal(t.el.notice);
           if (t === turns.at(-1)) announce(OFFLINE_NOTICE);
         }
@@ -420,6 +424,7 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
       case 'status':
         unmark();
         steps.append(h('li', { 'aria-current': 'step' }, event.message));
+        summarise(t);
         if (loud) announce(event.message);
         break;
       case 'tool':
