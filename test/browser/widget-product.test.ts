@@ -415,6 +415,24 @@ describe('accessibility and looks', () => {
     }
   }
 
+  it("takes the README's picture of the widget (docs/widget.png is a copy of it)", async () => {
+    const page = await newPage({ width: 1280, height: 900 });
+    await page.goto(`${server.url}/`);
+    await ask(page, 'What does it cost?');
+    await finalAnswer(page);
+    await page.evaluate(() => (document.querySelector('edgestream-widget')!.shadowRoot!.activeElement as HTMLElement | null)?.blur());
+    await page.waitForTimeout(300); // the caret and the focus ring are gone
+    const panel = (await w(page, '.panel').boundingBox())!;
+    const launcher = (await w(page, '.launcher').boundingBox())!;
+    const file = join(SHOTS, 'readme-widget.png');
+    await page.screenshot({
+      path: file,
+      clip: { x: panel.x - 12, y: panel.y - 12, width: panel.width + 24, height: launcher.y + launcher.height - panel.y + 24 },
+    });
+    expect(await w(page, '.answer strong').first().textContent()).toBe('The price is one Durable Object hop and some SQLite writes.');
+    await page.close();
+  });
+
   it('serves a favicon', async () => {
     const res = await fetch(`${server.url}/favicon.ico`);
     expect(res.status).toBe(200);
