@@ -5,7 +5,7 @@ import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { launchBrowser } from '../support/browser';
 import { demoText } from '../e2e/demo-reference';
 import { ROOT, freePort, startDevServer, type DevServer } from '../support/dev-server';
@@ -175,6 +175,24 @@ describe('failures a person understands', () => {
     expect(await inView(page, '.turn:last-child .error')).toBe(true);
     expect(await last(page, '.retry').isVisible()).toBe(true);
     await page.screenshot({ path: join(SHOTS, 'product-origin-not-allowed.png') });
+    await page.close();
+  });
+
+  it('with ALLOWED_ORIGINS unset (the default), a site on another origin is told the same', async () => {
+    const bare = await startDevServer({ vars: { HEARTBEAT_MS: '1000' } });
+    onTestFinished(() => bare.stop());
+    const other = await startHostSite(bare.url, { 'data-options': JSON.stringify(QUICK) });
+    onTestFinished(() => other.close());
+    const page = await newPage();
+    await page.goto(other.url);
+    await ask(page, 'hello without any CORS settings');
+    const error = last(page, '.error span');
+    await error.waitFor({ state: 'visible', timeout: 10_000 });
+    expect(await error.textContent()).toContain(`add ${other.url} to ALLOWED_ORIGINS in the service's settings.`);
+    // the demo page, on the service's own origin, needs no setting at all
+    await page.goto(`${bare.url}/`);
+    await ask(page, 'hello from home');
+    expect(await finalAnswer(page)).toBe(shownDemoText('hello from home', {}));
     await page.close();
   });
 
