@@ -31,7 +31,7 @@ import { clearHandle, loadHandle } from './persist';
 import type { ChatMessage, ConnectionState, RunEvent, TerminalState } from './types';
 import { humanCheck } from './widget-human';
 import { markdownView } from './widget-markdown';
-import { WIDGET_CSS } from './widget-style';
+import { PHONE_MAX_PX, WIDGET_CSS } from './widget-style';
 
 interface WidgetConfig {
   endpoint: string;
@@ -621,6 +621,9 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
   sync();
   renderLauncher(el.launcher, false, config.title);
   document.body.append(host);
-  if (config.open || turns.length) setOpen(true);
+  // On a phone the open panel covers the whole page: data-open waits for a tap there. A
+  // conversation in progress (a reload mid-chat) still opens where it was.
+  const phone = matchMedia(`(max-width: ${PHONE_MAX_PX}px)`).matches;
+  if ((config.open && !phone) || turns.length) setOpen(true);
   return { host, ask, newChat, open: () => setOpen(true, true), close: () => setOpen(false, true) };
 }
