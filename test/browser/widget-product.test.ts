@@ -149,7 +149,9 @@ async function newPage(viewport = DESKTOP, colorScheme: 'light' | 'dark' = 'ligh
 async function axe(page: Page) {
   await page.addScriptTag({ content: AXE });
   const result = await page.evaluate(async () => {
-    const run = (ctx: unknown) => (window as any).axe.run(ctx, { resultTypes: ['violations'] });
+    // Every default rule, plus two that matter here whether or not a version enables them by default.
+    const rules = { 'label-content-name-mismatch': { enabled: true }, 'target-size': { enabled: true } };
+    const run = (ctx: unknown) => (window as any).axe.run(ctx, { resultTypes: ['violations'], rules });
     const all = await run(document);
     const widget = await run({ include: [{ fromShadowDom: ['edgestream-widget', '.panel'] }] });
     const brief = (r: any) => r.violations.map((v: any) => ({ id: v.id, nodes: v.nodes.map((n: any) => n.target.join(' ')) }));
@@ -278,7 +280,9 @@ describe('failures a person understands', () => {
 describe('layout', () => {
   it('on a phone the panel fills the screen, the launcher hides, targets are 44 px and the input 16 px', async () => {
     const page = await newPage(PHONE);
-    await page.goto(withOptions(site.url, SLOW, '&open=false'));
+    await page.goto(withOptions(site.url, SLOW)); // data-open="true": not on a phone, where it would cover the page
+    await w(page, '.launcher').waitFor();
+    expect(await w(page, '.panel').isHidden()).toBe(true);
     await w(page, '.launcher').click();
     const panel = await w(page, '.panel').boundingBox();
     expect(panel).toEqual({ x: 0, y: 0, width: PHONE.width, height: PHONE.height });
