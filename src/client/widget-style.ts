@@ -115,6 +115,7 @@ textarea { flex: 1; min-width: 0; resize: none; border: 1px solid var(--line); b
   :host { right: max(16px, env(safe-area-inset-right)); bottom: max(16px, env(safe-area-inset-bottom)); }
   :host([data-position="bottom-left"]) { left: max(16px, env(safe-area-inset-left)); }
   :host([data-open]) .launcher { display: none; }
+  .copy, .work summary { min-height: 44px; }
   .panel, :host([data-position="bottom-left"]) .panel { position: fixed; inset: 0; width: auto; height: auto; border: 0; border-radius: 0;
     padding: env(safe-area-inset-top) env(safe-area-inset-right) env(safe-area-inset-bottom) env(safe-area-inset-left); }
 }

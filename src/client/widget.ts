@@ -277,6 +277,8 @@ function errorMessage(e: { code: string; message: string } | undefined): string 
 const canCopy = () => !!globalThis.navigator?.clipboard;
 
 const ended = (run: AgentRun) => run.state === 'closed' || run.state === 'error';
+/** The phone layout (widget-style.ts): the panel fills the screen. */
+const isPhone = () => matchMedia(`(max-width: ${PHONE_MAX_PX}px)`).matches;
 
 export function mountWidget(script: HTMLScriptElement | null = document.currentScript as HTMLScriptElement | null) {
   const config = readConfig(script);
@@ -322,6 +324,9 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
     renderLauncher(el.launcher, open, config.title);
     // The phone layout hides the launcher under the full-screen panel; CSS needs to know.
     host.toggleAttribute('data-open', open);
+    // Full screen, the panel is all there is: a modal dialog, whose Tab order stays inside (keydown below).
+    if (open && isPhone()) el.panel.setAttribute('aria-modal', 'true');
+    else el.panel.removeAttribute('aria-modal');
     if (open) {
       toBottom();
       syncJump();
@@ -591,8 +596,17 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
   el.close.addEventListener('click', () => setOpen(false, true));
   el.clear.addEventListener('click', newChat);
   root.addEventListener('keydown', (e) => {
-    const key = (e as KeyboardEvent).key;
+    const { key, shiftKey } = e as KeyboardEvent;
     if (key === 'Escape' && !el.panel.hidden) setOpen(false, true);
+    if (key !== 'Tab' || !el.panel.hasAttribute('aria-modal')) return;
+    const stops = [...el.panel.querySelectorAll<HTMLElement>('button, textarea, summary, a[href], [tabindex="0"]')].filter(
+      (n) => !(n as HTMLButtonElement).disabled && n.checkVisibility({ visibilityProperty: true }),
+    );
+    const edge = shiftKey ? stops[0] : stops.at(-1);
+    if (edge && root.activeElement === edge) {
+      e.preventDefault();
+      (shiftKey ? stops.at(-1) : stops[0])!.focus();
+    }
   });
   el.input.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
@@ -623,7 +637,6 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
   document.body.append(host);
   // On a phone the open panel covers the whole page: data-open waits for a tap there. A
   // conversation in progress (a reload mid-chat) still opens where it was.
-  const phone = matchMedia(`(max-width: ${PHONE_MAX_PX}px)`).matches;
-  if ((config.open && !phone) || turns.length) setOpen(true);
+  if ((config.open && !isPhone()) || turns.length) setOpen(true);
   return { host, ask, newChat, open: () => setOpen(true, true), close: () => setOpen(false, true) };
 }

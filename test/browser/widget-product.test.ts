@@ -304,6 +304,17 @@ describe('layout', () => {
     expect(stop.x + stop.width).toBe(send.x + send.width);
     expect(stop.y).toBe(send.y);
     expect((await w(page, 'textarea').boundingBox())!.width).toBe(input.width);
+    await finalAnswer(page);
+    for (const selector of ['.copy', '.work summary']) {
+      expect((await last(page, selector).boundingBox())!.height, selector).toBeGreaterThanOrEqual(44);
+    }
+    // full screen, the panel is modal: Tab and Shift+Tab cycle inside it
+    expect(await w(page, '.panel').getAttribute('aria-modal')).toBe('true');
+    await w(page, 'textarea').focus();
+    for (const key of [...Array(12).fill('Tab'), ...Array(12).fill('Shift+Tab')]) {
+      await page.keyboard.press(key);
+      expect(await page.evaluate(() => !!document.querySelector('edgestream-widget')!.shadowRoot!.activeElement), key).toBe(true);
+    }
     await w(page, '.close').click();
     expect(await w(page, '.panel').isHidden()).toBe(true);
     expect(await w(page, '.launcher').isVisible()).toBe(true);
@@ -316,6 +327,7 @@ describe('layout', () => {
     expect(await w(page, '.launcher').getAttribute('aria-label')).toBeNull();
     expect(await w(page, '.launcher').textContent()).toBe('Ask the agent');
     await w(page, '.launcher').click();
+    expect(await w(page, '.panel').getAttribute('aria-modal')).toBeNull(); // beside the page, not over it
     expect(await w(page, '.launcher').getAttribute('aria-label')).toBe('Close chat');
     expect(await w(page, '.launcher').textContent()).toBe('');
     for (const selector of ['.launcher', '.close', '.new', 'button[type=submit]']) {
