@@ -119,7 +119,7 @@ export class ChatObject extends DurableObject<AppEnv> {
   /** Can `auth` add this turn, and with which conversation? Nothing is stored. */
   prepare(auth: ChatAuth, turn: TurnKind): Promise<PrepareOutcome> {
     return this.#exclusive(async () => {
-      if (!this.#meta) return turn.trigger === 'submit-message' && turn.replaces === undefined ? { kind: 'new' } : { kind: 'not_found' };
+      if (!this.#meta) return mayCreate(auth, turn) ? { kind: 'new' } : { kind: 'not_found' };
       const ready = await this.#ready(auth);
       if (ready) return ready;
       const plan = this.#plan(turn);
@@ -135,7 +135,7 @@ export class ChatObject extends DurableObject<AppEnv> {
     return this.#exclusive(async () => {
       const creating = this.#meta === null;
       if (creating) {
-        if (!req.create || req.turn.trigger !== 'submit-message') return { kind: 'not_found' };
+        if (!req.create || !mayCreate(req.auth, req.turn)) return { kind: 'not_found' };
       } else {
         const ready = await this.#ready(req.auth);
         if (ready) return ready;
@@ -271,13 +271,15 @@ export class ChatObject extends DurableObject<AppEnv> {
     const meta = this.#meta;
     if (!meta) return false;
     if (auth.apiKey) return true;
-    let ok = meta.open;
-    if (auth.ticket && meta.sub !== null && auth.ticket.sub === meta.sub && auth.ticket.profile === meta.profile) ok = true;
+    let matched = false;
+    if (auth.ticket && meta.sub !== null && auth.ticket.sub === meta.sub && auth.ticket.profile === meta.profile) matched = true;
     if (auth.token !== undefined) {
       // Every stored hash is compared, so the timing does not say which one matched.
-      for (const stored of meta.tokens) if (await matchesHash(auth.token, stored)) ok = true;
+      for (const stored of meta.tokens) if (await matchesHash(auth.token, stored)) matched = true;
     }
-    return ok;
+    // The id alone opens an open chat, but a presented credential that opens nothing is refused:
+    // the owner of an expired chat must learn that this is no longer their chat.
+    return matched || (meta.open && auth.presented !== true);
   }
 
   /** What `turn` does to the stored conversation, or why it cannot. */
@@ -435,6 +437,15 @@ export class ChatObject extends DurableObject<AppEnv> {
     const at = meta.activeRequestId !== null ? Date.now() + CHAT_WATCH_MS : (meta.endedAt ?? Date.now()) + meta.ttlSeconds * 1000;
     await this.ctx.storage.setAlarm(at);
   }
+}
+
+/**
+ * May this turn create a chat that does not exist? Only a new message, and
+ * not with a chat token: that token's chat is gone, and its holder must be
+ * told so (`chat_not_found`) rather than be handed a new chat under the old id.
+ */
+function mayCreate(auth: ChatAuth, turn: TurnKind): boolean {
+  return turn.trigger === 'submit-message' && turn.replaces === undefined && auth.token === undefined;
 }
 
 function turnMessage(turn: Extract<TurnKind, { trigger: 'submit-message' }>): { id: string; text: string } {

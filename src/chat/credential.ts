@@ -27,6 +27,7 @@ export async function chatAuthOf(
   if (caller.apiKey) return { auth: { apiKey: true }, presented: true };
   const auth: ChatAuth = { apiKey: false };
   const bearer = caller.token;
+  if (bearer !== undefined) auth.presented = true;
   const bearerIsTicket = bearer !== undefined && TICKET_SHAPE.test(bearer);
   if (bearer !== undefined && !bearerIsTicket) auth.token = bearer;
   for (const ticket of [bearerIsTicket ? bearer : undefined, bodyTicket]) {

@@ -20,6 +20,12 @@ export interface ChatAuth {
   token?: string;
   /** A verified start ticket's profile and user: opens the chats that user started for that profile. */
   ticket?: { profile: string; sub: string };
+  /**
+   * A Bearer (not an API key) was presented. If it opens nothing, the chat is
+   * not found even when it is open: a token of an expired chat must never
+   * write into a chat someone re-created under the same id.
+   */
+  presented?: true;
 }
 
 /** What the chat is asked to do with its conversation. */

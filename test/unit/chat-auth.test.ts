@@ -77,6 +77,46 @@ describe('an open chat (anonymous, public profile, no human check)', () => {
   });
 });
 
+describe('a credential that opens nothing', () => {
+  it('is refused on an open chat too: an old token never writes into a chat re-created under its id', async () => {
+    // The owner's chat expired; someone re-created its id as an open chat. The owner's client still holds a token.
+    const owners = await ownTurn(newChatId('owner'), { text: 'mine', options: QUICK });
+    const chatId = newChatId('open');
+    await ownTurn(chatId, { text: 'not yours', options: QUICK });
+    await settled(chatId);
+    await expectClosed(everyAccess(chatId, bearer(owners.token!)));
+    await expectClosed(everyAccess(chatId, bearer('not-a-token-at-all')));
+    // Nothing was added by the refused turns.
+    expect((await messagesOf(chatId)).messages).toHaveLength(2);
+  });
+
+  it('does not create a chat: a stale token for an id with no chat is not found', async () => {
+    const stale = await ownTurn(newChatId('stale'), { text: 'old', options: QUICK });
+    const chatId = newChatId('gone');
+    const res = await callWith(undefined, `/v1/chat/${chatId}/messages`, json({ text: 'hi', options: QUICK }, bearer(stale.token!)));
+    expect(res.status).toBe(404);
+    expect((await errorOf(res)).code).toBe('chat_not_found');
+    const viaUseChat = await callWith(undefined, '/v1/chat', json(useChatBody(chatId, 'hi', { options: QUICK }), bearer(stale.token!)));
+    expect(viaUseChat.status).toBe(404);
+    expect((await callWith(undefined, `/v1/chat/${chatId}/messages`, {})).status).toBe(404);
+  });
+
+  it('on an open chat counts as a failed authentication: past the limit, 429 rate_limited', async () => {
+    const chatId = newChatId('open');
+    await ownTurn(chatId, { text: 'public', options: QUICK });
+    await settled(chatId);
+    const headers = { ...bearer('wrong-token'), 'CF-Connecting-IP': '198.51.100.78' };
+    let limited: Response | undefined;
+    for (let i = 0; i < 30 && !limited; i++) {
+      const res = await callWith(undefined, `/v1/chat/${chatId}/messages`, { headers });
+      if (res.status === 429) limited = res;
+      else expect(res.status).toBe(404);
+    }
+    expect(limited).toBeDefined();
+    expect((await errorOf(limited!)).code).toBe('rate_limited');
+  });
+});
+
 describe('a chat of a profile with a ticket human check', () => {
   const TICKET_SECRET = 'chat-ticket-secret-of-at-least-32-chars!';
   const vars: Vars = {
