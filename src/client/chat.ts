@@ -11,6 +11,11 @@
  * const running = activeTurn ? await chat.resume({ onEvent }) : null;  // an answer still streaming
  * const run = await chat.send('How do I resume?', { onEvent }); // deltas arrive in onEvent
  * await run.finished;
+ *
+ * A stored handle that opens nothing any more (the chat expired, or its id
+ * was taken since by a chat of someone else) is answered `chat_not_found`:
+ * the Chat then forgets it and moves to a new chat id (`chatId` changes),
+ * and `send` asks its question there.
  */
 import { AgentRun, type RunOptions } from './run';
 import type { HandleStorage } from './persist';
@@ -96,7 +101,8 @@ export function newChatId(): string {
 }
 
 export class Chat {
-  readonly chatId: string;
+  /** Changes when the chat is gone and a new one takes its place (see `send`). */
+  chatId: string;
   token: string | undefined;
   readonly #opts: ChatOptions;
   readonly #fetch: typeof fetch;
@@ -112,7 +118,14 @@ export class Chat {
   /** The chat kept under `persistKey`, or null when there is none. */
   static restore(opts: ChatOptions & { persistKey: string }): Chat | null {
     const handle = loadChat(opts.persistKey, opts.storage);
-    return handle ? new Chat({ ...opts, chatId: handle.chatId, token: handle.token ?? opts.token }) : null;
+    if (!handle) return null;
+    const chat = new Chat({ ...opts, chatId: handle.chatId });
+    // The stored token is the chat's, not one the app configured: a chat that is gone takes it along.
+    if (handle.token !== undefined) {
+      chat.token = handle.token;
+      chat.#save();
+    }
+    return chat;
   }
 
   get handle(): ChatHandle {
@@ -122,10 +135,19 @@ export class Chat {
   /**
    * Ask: the user's message starts a turn (the first one creates the chat).
    * Resolves once the server took it, with the run that streams the answer.
+   * When the chat is gone (`chat_not_found`: expired, or its id taken by
+   * another's chat since), the question starts a new chat (`chatId` changes).
    * @throws ChatError e.g. `chat_busy` (a turn is still running), `human_check_failed`, `rate_limited`
    */
-  send(text: string, turn: TurnOptions = {}): Promise<AgentRun> {
-    return this.#turn({ text }, turn);
+  async send(text: string, turn: TurnOptions = {}): Promise<AgentRun> {
+    const asked = this.chatId;
+    try {
+      return await this.#turn({ text }, turn);
+    } catch (error) {
+      // Renewed (see #answer): ask in the new chat, once.
+      if (!(error instanceof ChatError) || error.code !== 'chat_not_found' || this.chatId === asked) throw error;
+      return this.#turn({ text }, turn);
+    }
   }
 
   /** Ask the last question again: the last answer is replaced. */
@@ -133,10 +155,13 @@ export class Chat {
     return this.#turn({ trigger: 'regenerate-message' }, turn);
   }
 
-  /** The conversation as the server has it. */
+  /**
+   * The conversation as the server has it.
+   * @throws ChatError `chat_not_found` when the chat is gone or its handle opens nothing (then forgotten: the next `send` starts a new chat)
+   */
   async messages(): Promise<ChatView> {
     const res = await this.#fetch(this.#url('/messages'), { headers: this.#auth() });
-    return (await answer(res)) as ChatView;
+    return (await this.#answer(res)) as ChatView;
   }
 
   /**
@@ -154,7 +179,7 @@ export class Chat {
   /** Stop the running turn on the server (its run ends `cancelled`). */
   async stop(): Promise<{ chatId: string; stopped: boolean; requestId?: string; state?: RunState }> {
     const res = await this.#fetch(this.#url('/stop'), { method: 'POST', headers: this.#auth() });
-    return (await answer(res)) as { chatId: string; stopped: boolean; requestId?: string; state?: RunState };
+    return (await this.#answer(res)) as { chatId: string; stopped: boolean; requestId?: string; state?: RunState };
   }
 
   /** Forget the chat in this browser (the server keeps it until its TTL). */
@@ -182,13 +207,38 @@ export class Chat {
       headers: { 'Content-Type': 'application/json', ...this.#auth() },
       body: JSON.stringify(payload),
     });
-    const started = (await answer(res)) as { requestId: string; runToken: string; token?: string };
+    const started = (await this.#answer(res)) as { requestId: string; runToken: string; token?: string };
     if (started.token !== undefined && this.token === undefined) {
       this.token = started.token;
       this.#save();
     }
     // Its own run token reads the turn's run (and `cancel()` works on it).
     return this.#follow(started.requestId, started.runToken, undefined, turn);
+  }
+
+  /** `answer`, and a chat that is gone (or not this handle's) is replaced by a new one. */
+  async #answer(res: Response): Promise<unknown> {
+    try {
+      return await answer(res);
+    } catch (error) {
+      if (error instanceof ChatError && error.code === 'chat_not_found') this.#renew();
+      throw error;
+    }
+  }
+
+  /**
+   * Forget the chat and move to a new id. The token goes with it unless the
+   * app configured it (an API key or a ticket): a chat's own token opens
+   * nothing else, and a key of the app's still works in the new chat.
+   */
+  #renew(): void {
+    const presented = this.token;
+    // A key opens every chat and creates any: its holder is told "not found" only for a chat not made yet.
+    if (presented !== undefined && presented === this.#opts.token) return;
+    this.forget();
+    this.chatId = newChatId();
+    this.token = this.#opts.token;
+    this.#save();
   }
 
   #follow(requestId: string, token: string, eventsPath: string | undefined, turn: TurnOptions): AgentRun {

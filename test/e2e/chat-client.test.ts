@@ -97,4 +97,32 @@ describe('Chat (client library)', () => {
     expect(error).toBeInstanceOf(ChatError);
     expect(error).toMatchObject({ code: 'chat_not_found', status: 404 });
   });
+  it('forgets a stored chat that is gone or no longer its own, and starts a new one', async () => {
+    // The stored chat expired and someone re-created its id as an open chat of their own.
+    const storage = memoryStorage();
+    const theirs = new Chat({ endpoint: server.url, options: QUICK });
+    await answerOf(await theirs.send('not yours'));
+    const expired = new Chat({ endpoint: server.url, options: QUICK });
+    await answerOf(await expired.send('mine, long ago'));
+    storage.data.set('help', JSON.stringify({ chatId: theirs.chatId, token: expired.token }));
+
+    const restored = Chat.restore({ endpoint: server.url, persistKey: 'help', storage, options: QUICK })!;
+    const answer = await answerOf(await restored.send('my question'));
+    expect(answer).toEqual({ text: demoText('my question', QUICK), done: 'completed' });
+    // A new chat of its own, kept instead of the old handle; the other chat got nothing.
+    expect(restored.chatId).not.toBe(theirs.chatId);
+    expect(restored.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(restored.token).not.toBe(expired.token);
+    expect(JSON.parse(storage.data.get('help')!)).toEqual(restored.handle);
+    expect((await restored.messages()).messages.map((m) => m.parts[0]!.text)).toEqual(['my question', answer.text]);
+    expect((await theirs.messages()).messages).toHaveLength(2);
+
+    // Reading a stored handle that opens nothing: chat_not_found, and the handle is forgotten.
+    storage.data.set('help', JSON.stringify({ chatId: theirs.chatId, token: expired.token }));
+    const stale = Chat.restore({ endpoint: server.url, persistKey: 'help', storage })!;
+    await expect(stale.messages()).rejects.toMatchObject({ code: 'chat_not_found' });
+    expect(stale.chatId).not.toBe(theirs.chatId);
+    expect(stale.token).toBeUndefined();
+    expect(JSON.parse(storage.data.get('help')!)).toEqual({ chatId: stale.chatId });
+  });
 });
