@@ -148,28 +148,23 @@ export class ChatObject extends DurableObject<AppEnv> {
           : this.#plan(req.turn);
       if ('kind' in plan) return plan;
 
+      // Everything that can refuse the turn is decided above: once its run has started, only storage can fail.
+      const chatToken = creating ? await newToken(req.chatId) : undefined;
+      const tokenHash = chatToken !== undefined ? await hashSecret(chatToken) : null;
       const run = this.#run(req.input.requestId);
       const outcome = await run.start({ input: req.input, checks: req.checks, mayCreate: true }, { apiKey: false });
       if (outcome.kind === 'refused') return { kind: 'refused', refusal: outcome.refusal };
       // A fresh random requestId: any other outcome is a bug.
       if (outcome.kind !== 'created') throw new Error(`a turn's run was not created: ${outcome.kind}`);
 
-      const chatToken = creating ? await newToken(req.chatId) : undefined;
-      const tokenHash = chatToken !== undefined ? await hashSecret(chatToken) : null;
       const now = Date.now();
-      this.ctx.storage.transactionSync(() => {
-        if (creating) this.#create(req, tokenHash!, now);
-        const sql = this.ctx.storage.sql;
-        sql.exec('DELETE FROM messages WHERE pos >= ?', plan.cut);
-        if (plan.add) {
-          sql.exec('INSERT INTO messages (id, role, text, created_at) VALUES (?, ?, ?, ?)', plan.add.id, 'user', plan.add.text, now);
-        }
-        sql.exec(
-          'UPDATE chat SET active_request_id = ?, ended_at = NULL, ttl_seconds = ?, version = version + 1 WHERE id = 1',
-          req.input.requestId,
-          req.ttlSeconds,
-        );
-      });
+      try {
+        this.#recordTurn(req, plan, tokenHash, now, creating);
+      } catch (error) {
+        // A run no chat knows of could be neither seen nor stopped, and would hold the client's running slot.
+        await run.cancel(CHAT_CALLER);
+        throw error;
+      }
       this.#meta = this.#readMeta();
       await this.#scheduleAlarm();
       const started: StartTurnOutcome = {
@@ -298,6 +293,12 @@ export class ChatObject extends DurableObject<AppEnv> {
         return { kind: 'invalid', message: `messageId: the chat has no user message "${turn.replaces}" to replace` };
       }
       keep = messages.slice(0, at);
+      if (keep.some((m) => m.id === turn.userMessageId)) {
+        return {
+          kind: 'invalid',
+          message: `the chat keeps a message "${turn.userMessageId}" before "${turn.replaces}"; the edited message takes the id of the one it replaces, or a new one`,
+        };
+      }
     } else if (messages.some((m) => m.id === turn.userMessageId)) {
       return {
         kind: 'invalid',
@@ -349,6 +350,23 @@ export class ChatObject extends DurableObject<AppEnv> {
     });
     this.#meta = this.#readMeta();
     await this.#scheduleAlarm();
+  }
+
+  /** The turn in storage, all or nothing: its user message, and its run as the active turn. */
+  #recordTurn(req: StartTurnRequest, plan: TurnPlan, tokenHash: string | null, now: number, creating: boolean): void {
+    this.ctx.storage.transactionSync(() => {
+      if (creating) this.#create(req, tokenHash!, now);
+      const sql = this.ctx.storage.sql;
+      sql.exec('DELETE FROM messages WHERE pos >= ?', plan.cut);
+      if (plan.add) {
+        sql.exec('INSERT INTO messages (id, role, text, created_at) VALUES (?, ?, ?, ?)', plan.add.id, 'user', plan.add.text, now);
+      }
+      sql.exec(
+        'UPDATE chat SET active_request_id = ?, ended_at = NULL, ttl_seconds = ?, version = version + 1 WHERE id = 1',
+        req.input.requestId,
+        req.ttlSeconds,
+      );
+    });
   }
 
   #create(req: StartTurnRequest, tokenHash: string, now: number): void {

@@ -1,11 +1,15 @@
 // Chats through the Worker in workerd: edgestream's own endpoints and the
 // ones useChat's DefaultChatTransport calls, each turn an ordinary run.
+import { runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { demoText } from '../e2e/demo-reference';
 import { call, readSse, text } from './helpers';
 import {
   QUICK,
   SLOW,
+  type Vars,
+  callWith,
+  chatStub,
   errorOf,
   json,
   messagesOf,
@@ -343,5 +347,113 @@ describe('bad input gets a documented JSON error, never a 500', () => {
     const res = await call('/v1/chat', json(body));
     expect(res.status).toBe(400);
     expect((await errorOf(res)).message).toContain('already has a message');
+  });
+});
+
+describe('edits and concurrent sends through POST /v1/chat', () => {
+  const user = (id: string, text: string) => ({ id, role: 'user', parts: [{ type: 'text', text }] });
+  /** A chat with user messages u1 and u2 (ids as useChat made them) and their answers. */
+  async function twoTurns(vars?: Vars, headers: Record<string, string> = {}) {
+    const chatId = newChatId('edit');
+    for (const [id, text] of [
+      ['u1', 'one'],
+      ['u2', 'two'],
+    ] as const) {
+      const res = await callWith(
+        vars,
+        '/v1/chat',
+        json({ id: chatId, messages: [user(id, text)], trigger: 'submit-message', options: QUICK }, headers),
+      );
+      expect(res.status).toBe(200);
+      await res.text();
+      await settled(chatId, {}, vars);
+    }
+    return chatId;
+  }
+
+  it("useChat's edit (sendMessage with messageId) replaces that message and what followed, keeping its id", async () => {
+    const chatId = await twoTurns();
+    const before = await messagesOf(chatId);
+    // What DefaultChatTransport posts: the conversation up to the edited message, which keeps its id.
+    const body = {
+      id: chatId,
+      messages: [...before.messages.slice(0, 2), user('u2', 'two edited')],
+      trigger: 'submit-message',
+      messageId: 'u2',
+      options: QUICK,
+    };
+    const res = await call('/v1/chat', json(body));
+    expect(res.status).toBe(200);
+    const requestId = res.headers.get('X-Request-Id')!;
+    await res.text();
+    const view = await settled(chatId);
+    expect(view.messages.map((m) => [m.id, textOf(m)])).toEqual([
+      ['u1', 'one'],
+      [before.messages[1]!.id, demoText('one', QUICK)],
+      ['u2', 'two edited'],
+      [requestId, demoText('two edited', QUICK)],
+    ]);
+    expect((await runInput(requestId)).messages).toEqual([
+      { role: 'user', content: 'one' },
+      { role: 'assistant', content: demoText('one', QUICK) },
+    ]);
+  });
+
+  it('an edit whose new message takes the id of one still kept is 400 invalid_request; no run is left holding a slot', async () => {
+    const vars: Vars = { LIMIT_RUNNING_PER_CLIENT: '1' };
+    const client = { 'CF-Connecting-IP': '198.51.100.91' };
+    const chatId = await twoTurns(vars, client);
+    const body = { id: chatId, messages: [user('u1', 'two edited')], trigger: 'submit-message', messageId: 'u2', options: SLOW };
+    const res = await callWith(vars, '/v1/chat', json(body, client));
+    expect(res.status).toBe(400);
+    expect(res.headers.get('Content-Type')).toContain('application/json');
+    expect(await errorOf(res)).toMatchObject({ code: 'invalid_request' });
+    const view = await messagesOf(chatId, {}, vars);
+    expect(view.activeTurn).toBeNull();
+    expect(view.messages.map((m) => textOf(m))).toEqual(['one', demoText('one', QUICK), 'two', demoText('two', QUICK)]);
+    // The client's one running slot is free: no started run was left behind.
+    const next = await callWith(
+      vars,
+      '/v1/chat',
+      json({ id: chatId, messages: [user('u3', 'three')], trigger: 'submit-message', options: QUICK }, client),
+    );
+    expect(next.status).toBe(200);
+    await next.text();
+  });
+
+  it('two sends at once: one turn starts, the other is 409 chat_busy (an existing chat and a new one)', async () => {
+    for (const chatId of [await twoTurns(), newChatId('race')]) {
+      const send = (id: string) =>
+        call('/v1/chat', json({ id: chatId, messages: [user(id, `race ${id}`)], trigger: 'submit-message', options: SLOW }));
+      const answers = await Promise.all([send('r1'), send('r2')]);
+      const statuses = answers.map((r) => r.status).sort();
+      expect(statuses).toEqual([200, 409]);
+      const busy = answers.find((r) => r.status === 409)!;
+      const started = answers.find((r) => r.status === 200)!;
+      expect(await errorOf(busy)).toMatchObject({ code: 'chat_busy', requestId: started.headers.get('X-Request-Id') });
+      await started.body!.cancel();
+      expect((await call(`/v1/chat/${chatId}/stop`, { method: 'POST' })).status).toBe(202);
+    }
+  });
+
+  it('a turn whose storage fails after its run started cancels that run, so it holds no slot', async () => {
+    const vars: Vars = { LIMIT_RUNNING_PER_CLIENT: '1' };
+    const client = { 'CF-Connecting-IP': '198.51.100.92' };
+    const chatId = await twoTurns(vars, client);
+    // Storage that refuses the new user message (a full disk, say): only the step after run.start fails.
+    await runInDurableObject(chatStub(chatId), (_o, state) => {
+      state.storage.sql.exec("CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    });
+    const body = { id: chatId, messages: [user('u3', 'three')], trigger: 'submit-message', options: SLOW };
+    const res = await callWith(vars, '/v1/chat', json(body, client));
+    // The contract's answer to a storage failure, with nothing internal in it.
+    expect(res.status).toBe(500);
+    expect(await errorOf(res)).toEqual({ code: 'internal', message: 'internal error; please retry' });
+    expect((await messagesOf(chatId, {}, vars)).activeTurn).toBeNull();
+    // The run it had started was cancelled: the client's one running slot is free for a run of its own.
+    const run = await callWith(vars, '/v1/runs', json({ query: 'slot free?', options: SLOW }, client));
+    expect(run.status).toBe(201);
+    const started = (await run.json()) as { requestId: string; token: string };
+    await callWith(vars, `/v1/runs/${started.requestId}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${started.token}` } });
   });
 });
