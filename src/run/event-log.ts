@@ -236,6 +236,16 @@ export class EventLog {
   }
 
   /**
+   * Call `wake` once, at the next store (or when the log closes); returns a
+   * function that forgets it. No timer: a reader with many waits a second
+   * keeps its own (see src/sse/stream.ts).
+   */
+  onNextStore(wake: () => void): () => void {
+    this.#waiters.add(wake);
+    return () => this.#waiters.delete(wake);
+  }
+
+  /**
    * Resolves true once an event with seq > `afterSeq` is stored (or the log
    * is woken), false after `timeoutMs` with nothing new.
    */
