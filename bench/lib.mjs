@@ -78,7 +78,11 @@ export function sampleRss(pids, everyMs = 20) {
  * `[vars]` or `--var` would); `persist` reuses the storage of an earlier one. The workerd processes it started are the new
  * ones, so starts must not overlap.
  */
-export async function start(name, configPath, { baseDir = MEMORY_DIR, vars = {}, path = '/v1/runs', persist: reuse } = {}) {
+export async function start(
+  name,
+  configPath,
+  { baseDir = MEMORY_DIR, vars = {}, path = '/v1/runs', persist: reuse, inspector = false } = {},
+) {
   const persist = reuse ?? mkdtempSync(join(baseDir, `edgestream-bench-${name}-`));
   const port = await freePort();
   const before = workerdPids();
@@ -89,7 +93,7 @@ export async function start(name, configPath, { baseDir = MEMORY_DIR, vars = {},
     dev: {
       remote: false,
       server: { hostname: '127.0.0.1', port },
-      inspector: false,
+      inspector,
       persist,
       watch: false,
       liveReload: false,
