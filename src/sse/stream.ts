@@ -75,9 +75,61 @@ function readChunk(log: EventLog, afterSeq: number, gone: () => boolean): Shared
   return chunk;
 }
 
+/**
+ * Past this many readers of one run, readers are woken together at most
+ * every FANOUT_BATCH_MS instead of at every store: each event would
+ * otherwise be a chunk per reader at every hop (object, Worker, client),
+ * and with a thousand readers those chunks, not the events, are the work.
+ * A few readers always get each event at once.
+ */
+export const FANOUT_READERS = 64;
+/** How long readers of a busy run let events gather: under two frames of a 60 Hz display. */
+export const FANOUT_BATCH_MS = 25;
+
+/** The readers of one log and their shared, batched wake-up. */
+interface Fanout {
+  readers: number;
+  waiting: Set<() => void>;
+  armed: boolean;
+}
+const fanouts = new WeakMap<EventLog, Fanout>();
+
+function fanoutOf(log: EventLog): Fanout {
+  let f = fanouts.get(log);
+  if (!f) {
+    f = { readers: 0, waiting: new Set(), armed: false };
+    fanouts.set(log, f);
+  }
+  return f;
+}
+
+/**
+ * Call `wake` after the next store: at once while the run has few readers,
+ * else with every other waiting reader, FANOUT_BATCH_MS after the store
+ * (one timer for all of them). Returns a function that forgets it.
+ */
+function onStore(log: EventLog, fanout: Fanout, wake: () => void): () => void {
+  if (fanout.readers <= FANOUT_READERS) return log.onNextStore(wake);
+  fanout.waiting.add(wake);
+  if (!fanout.armed) {
+    fanout.armed = true;
+    log.onNextStore(() =>
+      setTimeout(() => {
+        fanout.armed = false;
+        const waiting = [...fanout.waiting];
+        fanout.waiting.clear();
+        for (const w of waiting) w();
+      }, FANOUT_BATCH_MS),
+    );
+  }
+  return () => fanout.waiting.delete(wake);
+}
+
 /** Start serving the log as a new SSE stream; returns it. */
 export function openReader(opts: ReaderOptions): ReadableStream<Uint8Array> {
   const { log } = opts;
+  const fanout = fanoutOf(log);
+  fanout.readers++;
   let cursor = opts.afterSeq;
   const closeAt = Date.now() + opts.maxAgeMs;
   /** The retry field goes out with the first frames: one chunk, not two. */
@@ -102,6 +154,7 @@ export function openReader(opts: ReaderOptions): ReadableStream<Uint8Array> {
     forget = null;
     wake?.('timer');
     wake = null;
+    fanout.readers--;
     if (how === 'close') controller.close();
     else controller.error(how);
     opts.onClose?.();
@@ -150,7 +203,7 @@ export function openReader(opts: ReaderOptions): ReadableStream<Uint8Array> {
   const waitForLog = () =>
     new Promise<'stored' | 'timer'>((resolve) => {
       wake = resolve;
-      forget = log.onNextStore(() => resolve('stored'));
+      forget = onStore(log, fanout, () => resolve('stored'));
       arm();
     }).finally(() => {
       forget?.();
@@ -200,6 +253,7 @@ export function openReader(opts: ReaderOptions): ReadableStream<Uint8Array> {
       if (timer !== undefined) clearTimeout(timer);
       forget?.();
       wake?.('timer');
+      fanout.readers--;
       opts.onClose?.();
     },
   });
