@@ -70,7 +70,7 @@ export async function concurrent(target) {
 
 /** Delay between an event's `ts` (when it was produced) and its arrival, paced like a model. */
 export async function pacedLag(target) {
-  const r = await streamRun(target, { query: 'paced', options: { tokens: 200, delayMs: 30 } });
+  const r = await streamRun(target, { query: 'paced', options: { tokens: 200, delayMs: 30 } }, { lags: true });
   return r.lags;
 }
 
@@ -99,7 +99,7 @@ export async function readers(target, count, key, idleMiB) {
       if (r.status !== 200) throw new Error(`status ${r.status}`);
       const read = await readStream(r, t0);
       if (!read.done || read.events !== expected) throw new Error(`incomplete (${read.events} events)`);
-      return { events: read.events, finished: read.total };
+      return { events: read.events, finished: read.total, first: read.first };
     }),
   );
   const wall = (performance.now() - t0) / 1000;
@@ -109,7 +109,10 @@ export async function readers(target, count, key, idleMiB) {
   for (const r of results) if (r.status === 'rejected') reasons[String(r.reason?.message)] = (reasons[String(r.reason?.message)] ?? 0) + 1;
   if (ok.length < count) console.error(`[readers ${count}] errors:`, reasons);
   const finished = ok.map((r) => r.finished);
+  const firsts = ok.map((r) => r.first);
   return {
+    firstEventMs: { min: Math.min(...firsts), max: Math.max(...firsts) },
+    finishedMs: { min: Math.min(...finished), max: Math.max(...finished) },
     count,
     errors: count - ok.length,
     eventsPerSec: ok.reduce((n, r) => n + r.events, 0) / wall,
