@@ -45,6 +45,9 @@ export function report(r, { median, pct }) {
       ],
       widths,
     );
+  /** A figure in the service's column with its ratios (the first-event variants). */
+  const serviceOnly = (label, v) =>
+    row([label, fmt(v, 2), '', '', '', x(ratio(v, summary.bare.ttfeP50)), x(ratio(v, summary.floor.ttfeP50))], widths);
   const k = r.keyed;
   const readersOf = (n) => k.readers.find((x) => x.count === n);
   const r1000 = readersOf(1000);
@@ -71,6 +74,7 @@ export function report(r, { median, pct }) {
     row(['metric', 'service', 'bare', 'floor', 'floor-fetch', 'vs bare', 'vs floor'], widths),
     line('time to first event p50 (ms)', 'ttfeP50', 2),
     line('time to first event p99 (ms)', 'ttfeP99', 2),
+    serviceOnly('  floor + one stored row, p50 (ms)', median(s['floor-sql'].ttfe)),
     row(
       [
         '  same, DO storage on disk, p50 (ms)',

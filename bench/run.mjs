@@ -65,6 +65,9 @@ async function shared() {
     targets.push(await start('floor', floorToml, { path: '/?hop=rpc' }));
     targets.push(await start('floor-fetch', floorToml, { path: '/' }));
     targets.push(await start('service', SERVICE_TOML));
+    // Time to first event only: the floor plus one stored row.
+    const floorSql = await start('floor-sql', floorToml, { path: '/?hop=rpc&store=1' });
+    targets.push(floorSql);
     const out = Object.fromEntries(targets.map((t) => [t.name, { ttfe: [], throughput: [], concurrent: [], lags: [] }]));
     for (const t of targets) await ttfe(t, WARMUP);
     for (let round = 0; round < ROUNDS; round++) {
@@ -72,14 +75,15 @@ async function shared() {
       const order = targets.map((_, i) => targets[(i + round) % targets.length]);
       log(`round ${round + 1}/${ROUNDS}: time to first event`);
       for (const t of order) out[t.name].ttfe.push(...(await ttfe(t, N_TTFE / ROUNDS)));
+      const streaming = order.filter((t) => t !== floorSql);
       log(`round ${round + 1}/${ROUNDS}: one stream of 10k events`);
-      for (const t of order) out[t.name].throughput.push(await throughput(t));
+      for (const t of streaming) out[t.name].throughput.push(await throughput(t));
       log(`round ${round + 1}/${ROUNDS}: 200 concurrent streams`);
-      for (const t of order) out[t.name].concurrent.push(await concurrent(t));
+      for (const t of streaming) out[t.name].concurrent.push(await concurrent(t));
     }
     log('paced delivery delay');
-    for (const t of targets) if (t.name !== 'floor-fetch') out[t.name].lags = await pacedLag(t);
-    const service = targets.at(-1);
+    for (const t of targets) if (t.name !== 'floor-fetch' && t !== floorSql) out[t.name].lags = await pacedLag(t);
+    const service = targets.find((t) => t.name === 'service');
     log('resume (service)');
     const rs = await resume(service, N_RESUME);
     out.service.resume = rs;
