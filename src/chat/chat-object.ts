@@ -18,6 +18,7 @@ import type { Caller } from '../run/protocol';
 import { runStub } from '../run/run-stub';
 import { hashSecret, matchesHash, newToken } from '../run/token';
 import { AnswerBuilder } from './assemble';
+import { fitHistory } from './history';
 import type {
   ActiveTurn,
   ChatAuth,
@@ -35,9 +36,9 @@ export const CHAT_WATCH_MS = 15_000;
 /** Messages a chat holds at most (user and assistant together): storage per chat stays bounded. */
 export const MAX_CHAT_MESSAGES = 400;
 /**
- * Characters of earlier messages a turn's agent gets at most, newest first:
- * a long chat keeps working with the recent part of the conversation, and a
- * profile's `maxInputChars` still applies on top.
+ * Characters of earlier messages a turn's agent gets at most, newest first
+ * (see fitHistory): a long chat keeps working with the recent part of the
+ * conversation. The Worker fits it to a profile's `maxInputChars` on top.
  */
 export const HISTORY_MAX_CHARS = 48_000;
 /**
@@ -125,7 +126,10 @@ export class ChatObject extends DurableObject<AppEnv> {
       const plan = this.#plan(turn);
       if ('kind' in plan) return plan;
       const meta = this.#meta;
-      const history = trimHistory(plan.history);
+      const history = fitHistory(
+        plan.history.map((m) => ({ role: m.role, content: m.text })),
+        HISTORY_MAX_CHARS,
+      );
       return { kind: 'existing', profile: meta.profile, history, query: plan.query, version: meta.version };
     });
   }
@@ -468,20 +472,6 @@ function mayCreate(auth: ChatAuth, turn: TurnKind): boolean {
 
 function turnMessage(turn: Extract<TurnKind, { trigger: 'submit-message' }>): { id: string; text: string } {
   return { id: turn.userMessageId, text: turn.text };
-}
-
-/** The newest messages that fit HISTORY_MAX_CHARS, oldest first; answers with no text are left out. */
-function trimHistory(messages: MessageRow[]): { role: 'user' | 'assistant'; content: string }[] {
-  const out: { role: 'user' | 'assistant'; content: string }[] = [];
-  let chars = 0;
-  for (let i = messages.length - 1; i >= 0; i--) {
-    const m = messages[i]!;
-    if (m.text === '') continue;
-    chars += m.text.length;
-    if (chars > HISTORY_MAX_CHARS) break;
-    out.push({ role: m.role, content: m.text });
-  }
-  return out.reverse();
 }
 
 function toView(row: MessageRow): ChatMessageView {

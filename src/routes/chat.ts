@@ -14,13 +14,14 @@
 import { Hono, type Context } from 'hono';
 import type * as z from 'zod/mini';
 import { bodyLimit } from 'hono/body-limit';
+import { fitHistory, type HistoryMessage } from '../chat/history';
 import { useChatTurn } from '../chat/use-chat-request';
 import { chatAuthOf } from '../chat/credential';
 import { CHAT_ID, MESSAGE_ID, type ChatAuth, type StartTurnOutcome, type TurnKind } from '../chat/protocol';
 import { MAX_USE_CHAT_BODY_BYTES, TurnBody, UseChatBody } from '../chat/schemas';
 import { UI_MESSAGE_STREAM_HEADERS, type UiChunk } from '../chat/ui-message-stream';
 import { uiStreamOfRun } from '../chat/ui-stream';
-import { getConfig } from '../config';
+import { getConfig, type Config } from '../config';
 import type { AppEnv } from '../env';
 import { ApiError } from '../errors';
 import { clientKey } from '../limits/client-key';
@@ -185,7 +186,7 @@ async function beginTurn(
   const startBody: StartRunBody = {
     query,
     requestId: newRequestId(),
-    messages: prep.kind === 'existing' ? prep.history : [],
+    messages: prep.kind === 'existing' ? historyFor(config, prep.profile, prep.history, query) : [],
     options: body.options,
   };
   if (agent !== undefined) startBody.agent = agent;
@@ -212,6 +213,16 @@ async function beginTurn(
   });
   if (outcome.kind !== 'started') throw await turnRefused(c, outcome, presented, client);
   return { ...outcome, apiKey: auth.apiKey };
+}
+
+/**
+ * The conversation a turn's agent gets, within its profile's `maxInputChars`
+ * (which counts the query too): a chat never locks itself up by growing past
+ * what its profile takes. A query over the limit alone is still refused.
+ */
+function historyFor(config: Config, profileName: string, history: HistoryMessage[], query: string): HistoryMessage[] {
+  const max = config.profiles.find((p) => p.name === profileName)?.maxInputChars;
+  return max === undefined ? history : fitHistory(history, max - query.length);
 }
 
 /** Why a turn cannot start, as the contract's error. */

@@ -469,3 +469,38 @@ describe('edits and concurrent sends through POST /v1/chat', () => {
     await callWith(vars, `/v1/runs/${started.requestId}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${started.token}` } });
   });
 });
+
+describe('a chat on a profile with maxInputChars', () => {
+  const vars: Vars = { PROFILES: JSON.stringify({ short: { agent: 'demo', maxInputChars: 300, clientOptions: ['tokens', 'delayMs'] } }) };
+  const turn = (chatId: string, text: string) =>
+    ownTurn(chatId, { text, agent: 'short', options: QUICK }, {}, vars).then(async (t) => {
+      await settled(chatId, {}, vars);
+      return t;
+    });
+
+  it("keeps every turn within the profile's limit: an earlier message too long for what is left is skipped, older ones still go", async () => {
+    const chatId = newChatId('short');
+    expect(demoText('one', QUICK).length).toBeGreaterThan(300); // each answer alone is over the limit
+    await turn(chatId, 'one');
+    const second = await turn(chatId, 'two');
+    expect((await runInput(second.requestId)).messages).toEqual([{ role: 'user', content: 'one' }]);
+    const third = await turn(chatId, 'three');
+    expect((await runInput(third.requestId)).messages).toEqual([
+      { role: 'user', content: 'one' },
+      { role: 'user', content: 'two' },
+    ]);
+    const view = await messagesOf(chatId, {}, vars);
+    expect(view.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant', 'user', 'assistant']);
+    expect(view.messages.every((m) => m.role === 'user' || m.metadata?.state === 'completed')).toBe(true);
+  });
+
+  it('still refuses a message that alone is over the limit (400 invalid_request), and the chat goes on', async () => {
+    const chatId = newChatId('short');
+    await turn(chatId, 'one');
+    const res = await callWith(vars, `/v1/chat/${chatId}/messages`, json({ text: 'x'.repeat(301), options: QUICK }));
+    expect(res.status).toBe(400);
+    expect((await errorOf(res)).code).toBe('invalid_request');
+    await turn(chatId, 'two');
+    expect((await messagesOf(chatId, {}, vars)).messages).toHaveLength(4);
+  });
+});
