@@ -94,7 +94,7 @@ export function report(r, { median, pct }) {
     line('delivery delay at 30 ms pace p50 (ms)', 'lagP50', 1, { ratios: false }),
     line('delivery delay at 30 ms pace p99 (ms)', 'lagP99', 1, { ratios: false }),
     '',
-    `one run (${READERS_RUN.tokens} deltas, ${READERS_RUN.delayMs} ms apart), then N readers by API key:`,
+    `one run (${READERS_RUN.tokens} deltas, ${READERS_RUN.delayMs} ms apart), then N readers by API key (RSS of ${k.pids?.length ?? '?'} workerd process(es)):`,
     row(['  readers', 'events/s', 'errors', 'slowest+ms', 'idle MiB', 'peak MiB', 'peak/idle'], [42, 11, 11, 11, 11, 9, 9]),
     ...k.readers.map((v) =>
       row(

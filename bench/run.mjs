@@ -120,6 +120,7 @@ async function keyed() {
     }
     await sleep(500);
     out.idleMiB = memKiB(writer.pids).rss / 1024;
+    out.pids = writer.pids;
     for (const count of READER_COUNTS) {
       log(`one run, ${count} readers`);
       out.readers.push(await readers(writer, count, BENCH_KEY, out.idleMiB));
