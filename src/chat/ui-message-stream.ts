@@ -49,7 +49,7 @@ export interface TurnMetadata {
 export type FinishReason = 'stop' | 'error' | 'other';
 
 export type UiChunk =
-  | { type: 'start'; messageId: string; messageMetadata: TurnMetadata }
+  | { type: 'start'; messageId: string; messageMetadata: Partial<TurnMetadata> }
   | { type: 'start-step' }
   | { type: 'finish-step' }
   | { type: 'text-start'; id: string }
@@ -61,7 +61,7 @@ export type UiChunk =
   | { type: 'message-metadata'; messageMetadata: Partial<TurnMetadata> }
   | { type: 'error'; errorText: string }
   | { type: 'abort'; reason: string }
-  | { type: 'finish'; finishReason: FinishReason; messageMetadata: TurnMetadata };
+  | { type: 'finish'; finishReason: FinishReason; messageMetadata: Partial<TurnMetadata> };
 
 const FINISH_REASON: Record<TerminalState, FinishReason> = { completed: 'stop', failed: 'error', cancelled: 'other' };
 
@@ -86,15 +86,20 @@ export interface UiMessageMapper {
  * A mapper for one stream of one run.
  * @param messageId the assistant message's id: the same on every replay of
  *   the run, so `useChat` replaces the message instead of adding a second.
+ * @param knownRequestId the run's requestId, when the caller knows it: a
+ *   stream abandoned before its first event still names its run. Else it is
+ *   learnt from the events (and left out of what comes before them).
  * @example
  * const mapper = uiMessageMapper(requestId);
  * for (const event of events) for (const chunk of mapper.map(event)) write(encodeUiChunk(chunk));
  * write(UI_STREAM_END);
  */
-export function uiMessageMapper(messageId: string): UiMessageMapper {
+export function uiMessageMapper(messageId: string, knownRequestId?: string): UiMessageMapper {
   let started = false;
   let ended = false;
-  let requestId = '';
+  let requestId = knownRequestId ?? '';
+  /** What the metadata says of the run before any event: its id if known, else nothing (never an empty id). */
+  const known = (): Partial<TurnMetadata> => (requestId !== '' ? { requestId } : {});
   /** The id of the text part deltas go to, while one is open. */
   let openText: string | null = null;
   let textParts = 0;
@@ -186,11 +191,11 @@ export function uiMessageMapper(messageId: string): UiMessageMapper {
     abandon(errorText) {
       const out: UiChunk[] = [];
       if (ended) return out;
-      if (!started) out.push({ type: 'start', messageId, messageMetadata: { requestId } });
+      if (!started) out.push({ type: 'start', messageId, messageMetadata: known() });
       started = true;
       closeText(out);
       out.push({ type: 'error', errorText });
-      out.push({ type: 'finish', finishReason: 'error', messageMetadata: { requestId } });
+      out.push({ type: 'finish', finishReason: 'error', messageMetadata: known() });
       ended = true;
       return out;
     },

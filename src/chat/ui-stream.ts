@@ -22,7 +22,8 @@ export function uiStreamOfRun(
   prefix: UiChunk[] = [],
 ): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
-  const mapper = uiMessageMapper(messageId);
+  // A turn's answer is named by its run: the message id is the requestId.
+  const mapper = uiMessageMapper(messageId, messageId);
   const events = runEvents(run, caller, 0, first);
   let pending = prefix.map(encodeUiChunk).join('');
   return new ReadableStream<Uint8Array>({

@@ -223,6 +223,19 @@ describe('UI message stream mapping, through the AI SDK parser', () => {
     await parseChunks([...sse, ...abandoned].map(encodeUiChunk).join('') + UI_STREAM_END);
   });
 
+  it("abandons a stream before any event with the turn's requestId in its metadata, or none at all", async () => {
+    const known = uiMessageMapper(REQUEST_ID, REQUEST_ID).abandon('the run is gone');
+    expect(known).toEqual([
+      { type: 'start', messageId: REQUEST_ID, messageMetadata: { requestId: REQUEST_ID } },
+      { type: 'error', errorText: 'the run is gone' },
+      { type: 'finish', finishReason: 'error', messageMetadata: { requestId: REQUEST_ID } },
+    ]);
+    const unknown = uiMessageMapper('m').abandon('the run is gone');
+    for (const chunk of unknown) if ('messageMetadata' in chunk) expect(chunk.messageMetadata).toEqual({});
+    const chunks = await parseChunks([...known, ...unknown].map(encodeUiChunk).join('') + UI_STREAM_END);
+    expect(chunks).toHaveLength(6);
+  });
+
   it('gives a replay of the same run the same chunks and message id (a resume replaces, not duplicates)', async () => {
     const events = runLog([...STAGES, { type: 'done', state: 'completed' }]);
     expect(toSse(events).sse).toBe(toSse(events).sse);
