@@ -1,7 +1,7 @@
 /**
  * CORS from `ALLOWED_ORIGINS`: unset means same origin only (no CORS
  * headers at all). The widget needs `Authorization` and `Last-Event-ID`
- * allowed and the run's identity headers exposed.
+ * allowed and the run's and chat's identity headers exposed.
  */
 import type { MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
@@ -19,7 +19,8 @@ export function corsFromConfig(): MiddlewareHandler<{ Bindings: AppEnv }> {
       origin: (origin) => (allowed.includes('*') ? '*' : allowed.includes(origin) ? origin : null),
       allowMethods: ['GET', 'POST', 'OPTIONS'],
       allowHeaders: ['Content-Type', 'Authorization', 'Last-Event-ID', 'Accept'],
-      exposeHeaders: ['X-Request-Id', 'X-Run-Token', 'Retry-After'],
+      // The chat headers too: a streamed turn's start hands over the chat's token only in X-Chat-Token.
+      exposeHeaders: ['X-Request-Id', 'X-Run-Token', 'Retry-After', 'X-Chat-Id', 'X-Chat-Token'],
       maxAge: PREFLIGHT_MAX_AGE_S,
     });
     return handler(c, next);

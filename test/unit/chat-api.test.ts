@@ -504,3 +504,24 @@ describe('a chat on a profile with maxInputChars', () => {
     expect((await messagesOf(chatId, {}, vars)).messages).toHaveLength(4);
   });
 });
+
+describe('a chat from another origin (ALLOWED_ORIGINS)', () => {
+  it('exposes X-Chat-Token and X-Chat-Id, beside the run headers, so a cross-origin page can read the token', async () => {
+    const origin = 'https://app.example';
+    const vars: Vars = { ALLOWED_ORIGINS: origin };
+    const chatId = newChatId('cors');
+    const res = await callWith(
+      vars,
+      `/v1/chat/${chatId}/messages`,
+      json({ text: 'from elsewhere', options: QUICK }, { Origin: origin, Accept: 'text/event-stream' }),
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers.get('Access-Control-Allow-Origin')).toBe(origin);
+    const exposed = (res.headers.get('Access-Control-Expose-Headers') ?? '').split(/,\s*/).map((h) => h.toLowerCase());
+    for (const header of ['X-Chat-Token', 'X-Chat-Id', 'X-Request-Id', 'X-Run-Token', 'Retry-After']) {
+      expect(exposed, header).toContain(header.toLowerCase());
+    }
+    expect(res.headers.get('X-Chat-Token')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    await res.text();
+  });
+});
