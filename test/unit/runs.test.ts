@@ -58,7 +58,7 @@ describe('a run', () => {
   it('is deterministic: the same query and options give the same events', async () => {
     const a = await completedRun(25, 'same question');
     const b = await completedRun(25, 'same question');
-    const c = await completedRun(25, 'another question');
+    const c = await completedRun(25, 'how do I embed the widget?');
     const strip = (evs: typeof a.full.events) => evs.map(({ data: { requestId, ts, createdAt, ...rest } }) => rest);
     expect(strip(a.full.events)).toEqual(strip(b.full.events));
     expect(text(c.full.events)).not.toBe(text(a.full.events));
