@@ -213,7 +213,7 @@ describe('useChat, unmodified, against edgestream', () => {
     await page.evaluate(() => window.chatTest.send('Fail, please', { tokens: 30, delayMs: 5, failAfter: 5 }));
     await waitForStatus(page, 'error');
     expect(await page.textContent('#error')).toBe('demo agent failed after 5 deltas, as asked by failAfter');
-    expect((await shown(page)).at(-1)!.text).toBe(demoText('Fail, please', { tokens: 5, delayMs: 5 }));
+    expect((await shown(page)).at(-1)!.text).toBe(demoText('Fail, please', { tokens: 30, delayMs: 5, failAfter: 5 }));
     const view = await serverSettled(chatId);
     expect(view.messages.at(-1)!.metadata).toMatchObject({ state: 'failed' });
     await page.close();
