@@ -12,7 +12,8 @@ import { chatMessages, readChatStream, type CompletionChunk } from './chat/strea
 import { answerBody, completionEvents } from './chat/non-stream-answer';
 import { errorCodeInBody, upstreamHttpError } from './upstream/errors';
 import { textPrefix } from './upstream/sse';
-import { firstByteGuard, idleMsFrom } from './upstream/timeouts';
+import { requestUpstream } from './upstream/request';
+import { idleMsFrom } from './upstream/timeouts';
 import { endpointProblem, endpointUrl } from './upstream/endpoint-url';
 import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
 
@@ -156,23 +157,9 @@ async function streamCompletion(
 async function requestCompletion(url: URL, env: AppEnv, body: unknown, signal: AbortSignal, idleMs: number): Promise<Response | null> {
   const headers: Record<string, string> = { 'Content-Type': 'application/json', Accept: 'text/event-stream' };
   if (env.OPENAI_API_KEY) headers.Authorization = `Bearer ${env.OPENAI_API_KEY}`;
-  const guard = firstByteGuard(signal, idleMs);
-  let res: Response;
-  try {
-    // A redirect is not followed: a POST turned into a GET loses the request,
-    // and the key should go only where the deployment said.
-    res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body), signal: guard.signal, redirect: 'manual' });
-  } catch {
-    if (signal.aborted) return null;
-    if (guard.timedOut()) throw new AgentError('upstream_timeout', `the model did not answer within ${idleMs} ms`, true);
-    // Never echo the fetch error: it can name the URL; the key is in headers only, but be strict.
-    throw new AgentError('upstream_unreachable', 'could not reach the model endpoint (OPENAI_BASE_URL)', true);
-  } finally {
-    guard.answered();
-  }
-  if (res.status >= 300 && res.status < 400) {
-    await res.body?.cancel().catch(() => {});
-    throw new AgentError('upstream_rejected', 'OPENAI_BASE_URL redirects; set the final URL', false);
-  }
-  return res;
+  return requestUpstream(url, { method: 'POST', headers, body: JSON.stringify(body) }, signal, idleMs, {
+    timeout: (ms) => `the model did not answer within ${ms} ms`,
+    unreachable: 'could not reach the model endpoint (OPENAI_BASE_URL)',
+    redirects: 'OPENAI_BASE_URL redirects; set the final URL',
+  });
 }

@@ -15,7 +15,8 @@ import { ANTHROPIC_PROVIDER } from './errors';
 import { readMessagesStream } from './stream';
 import { errorCodeInBody, upstreamHttpError } from '../upstream/errors';
 import { textPrefix } from '../upstream/sse';
-import { firstByteGuard, idleMsFrom } from '../upstream/timeouts';
+import { requestUpstream } from '../upstream/request';
+import { idleMsFrom } from '../upstream/timeouts';
 import { endpointProblem, endpointUrl } from '../upstream/endpoint-url';
 import { AgentError, type Agent, type AgentContext, type AgentInput, type ChatMessage } from '../types';
 
@@ -123,24 +124,12 @@ async function requestMessage(url: URL, key: string, body: unknown, signal: Abor
     'x-api-key': key,
     'anthropic-version': ANTHROPIC_VERSION,
   };
-  const guard = firstByteGuard(signal, idleMs);
-  let res: Response;
-  try {
-    // A redirect is not followed: a POST turned into a GET loses the request,
-    // and the key should go only where the deployment said.
-    res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body), signal: guard.signal, redirect: 'manual' });
-  } catch {
-    if (signal.aborted) return null;
-    if (guard.timedOut()) throw new AgentError('upstream_timeout', `${ANTHROPIC_PROVIDER} did not answer within ${idleMs} ms`, true);
-    // Never echo the fetch error: it can name the URL.
-    throw new AgentError('upstream_unreachable', `could not reach ${ANTHROPIC_PROVIDER} (ANTHROPIC_BASE_URL)`, true);
-  } finally {
-    guard.answered();
-  }
-  if (res.status >= 300 && res.status < 400) {
-    await res.body?.cancel().catch(() => {});
-    throw new AgentError('upstream_rejected', 'ANTHROPIC_BASE_URL redirects; set the final URL', false);
-  }
+  const res = await requestUpstream(url, { method: 'POST', headers, body: JSON.stringify(body) }, signal, idleMs, {
+    timeout: (ms) => `${ANTHROPIC_PROVIDER} did not answer within ${ms} ms`,
+    unreachable: `could not reach ${ANTHROPIC_PROVIDER} (ANTHROPIC_BASE_URL)`,
+    redirects: 'ANTHROPIC_BASE_URL redirects; set the final URL',
+  });
+  if (!res) return null;
   if (!res.ok) {
     const detail = await textPrefix(res, ERROR_BODY_BYTES, Math.min(idleMs, ERROR_BODY_WAIT_MS));
     throw upstreamHttpError(res.status, ANTHROPIC_PROVIDER, errorCodeInBody(detail, key));

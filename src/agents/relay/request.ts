@@ -8,7 +8,7 @@ import type { AppEnv } from '../../env';
 import { AgentError, type AgentInput } from '../types';
 import { errorCodeInBody, upstreamHttpError } from '../upstream/errors';
 import { textPrefix } from '../upstream/sse';
-import { firstByteGuard } from '../upstream/timeouts';
+import { requestUpstream } from '../upstream/request';
 import { DEFAULT_BODY, SECRET_REF, fillTemplate, type RelaySettings } from './settings';
 
 /** How much of an error answer to read for its code. */
@@ -70,23 +70,13 @@ export async function openUpstream(
   Object.assign(headers, configured);
   if (lastEventId !== undefined) headers['Last-Event-ID'] = lastEventId;
 
-  const guard = firstByteGuard(signal, idleMs);
-  let res: Response;
-  try {
-    // A redirect is not followed: the secrets go only where the profile says.
-    res = await fetch(settings.url, { method: settings.method, headers, body, signal: guard.signal, redirect: 'manual' });
-  } catch {
-    if (signal.aborted) return null;
-    if (guard.timedOut()) throw new AgentError('upstream_timeout', `the upstream did not answer within ${idleMs} ms`, true);
-    // Never echo the fetch error: it can name the URL.
-    throw new AgentError('upstream_unreachable', "could not reach the relay's upstream", true);
-  } finally {
-    guard.answered();
-  }
-  if (res.status >= 300 && res.status < 400) {
-    await res.body?.cancel().catch(() => {});
-    throw new AgentError('upstream_rejected', "the relay's url redirects; set the final URL in the profile", false);
-  }
+  // Not following redirects matters here too: the secrets go only where the profile says.
+  const res = await requestUpstream(settings.url, { method: settings.method, headers, body }, signal, idleMs, {
+    timeout: (ms) => `the upstream did not answer within ${ms} ms`,
+    unreachable: "could not reach the relay's upstream",
+    redirects: "the relay's url redirects; set the final URL in the profile",
+  });
+  if (!res) return null;
   if (!res.ok) {
     const detail = await textPrefix(res, ERROR_BODY_BYTES, Math.min(idleMs, ERROR_BODY_WAIT_MS));
     throw upstreamHttpError(res.status, 'the upstream', safeCode(detail, secrets));
