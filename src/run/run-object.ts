@@ -595,7 +595,7 @@ export class RunObject extends DurableObject<AppEnv> {
     else if (body.type === 'result') this.#reportedTokens = tokensFromUsage((body.data as { usage?: unknown } | undefined)?.usage);
     const log = this.#events;
     const seq = log.nextSeq;
-    const frame = encodeEvent({ requestId: meta.requestId, seq, ts: Date.now(), ...body } as never);
+    const frame = encodeEvent({ requestId: meta.requestId, seq, ts: Date.now(), ...body });
     log.append(seq, frame);
   }
 
