@@ -285,7 +285,13 @@ export class ChatObject extends DurableObject<AppEnv> {
   #plan(turn: TurnKind): TurnPlan | Extract<PrepareOutcome, { kind: 'invalid' | 'full' }> {
     const messages = this.#messages();
     if (turn.trigger === 'regenerate-message') {
-      const at = messages.findLastIndex((m) => m.role === 'user');
+      let from = messages.length - 1;
+      if (turn.messageId !== undefined) {
+        from = messages.findIndex((m) => m.id === turn.messageId);
+        if (from === -1) return { kind: 'invalid', message: `messageId: the chat has no message "${turn.messageId}" to answer again` };
+      }
+      // An assistant message is answered again from the user message before it.
+      const at = messages.findLastIndex((m, i) => i <= from && m.role === 'user');
       if (at === -1) return { kind: 'invalid', message: 'the chat has no message to answer again' };
       const asked = messages[at]!;
       return { cut: asked.pos + 1, query: asked.text, history: messages.slice(0, at) };

@@ -32,8 +32,12 @@ export interface ChatAuth {
 export type TurnKind =
   /** A new user message, appended; with `replaces`, it takes the place of that user message and everything after it. */
   | { trigger: 'submit-message'; text: string; userMessageId: string; replaces?: string }
-  /** The last answer again: the last assistant message is dropped and the last user message asked again. */
-  | { trigger: 'regenerate-message' };
+  /**
+   * An answer again: the user message `messageId` names (or the one before the
+   * assistant message it names; without it, the last user message) is asked
+   * again, and everything after it is dropped.
+   */
+  | { trigger: 'regenerate-message'; messageId?: string };
 
 /** One message of the conversation, in the shape of the AI SDK's `UIMessage` (text parts only). */
 export interface ChatMessageView {

@@ -10,8 +10,8 @@ import { MESSAGE_ID, type TurnKind } from './protocol';
 import { MessageText, type UseChatBody } from './schemas';
 
 export function useChatTurn(body: UseChatBody): TurnKind {
-  // Always the chat's last answer; useChat's messageId (the answer to redo) adds nothing.
-  if (body.trigger === 'regenerate-message') return { trigger: 'regenerate-message' };
+  // useChat's regenerate({ messageId }) names the answer to redo (or a user message); without it, the last.
+  if (body.trigger === 'regenerate-message') return regenerate(body.messageId);
   const at = body.messages.length - 1;
   const last = body.messages[at];
   if (last?.role !== 'user') {
@@ -28,6 +28,13 @@ export function useChatTurn(body: UseChatBody): TurnKind {
   if (!MESSAGE_ID.test(body.messageId)) throw invalid(['messageId'], 'must match ^[A-Za-z0-9_.:-]{1,128}$');
   // An edited message (useChat's sendMessage({ messageId })): it replaces that one and what followed.
   return { trigger: 'submit-message', text, userMessageId, replaces: body.messageId };
+}
+
+/** A regenerate turn; a `messageId` that could not be a message id is refused here, one the chat lacks by the chat. */
+export function regenerate(messageId: string | undefined): TurnKind {
+  if (messageId === undefined) return { trigger: 'regenerate-message' };
+  if (!MESSAGE_ID.test(messageId)) throw invalid(['messageId'], 'must match ^[A-Za-z0-9_.:-]{1,128}$');
+  return { trigger: 'regenerate-message', messageId };
 }
 
 function invalid(path: (string | number)[], message: string): ApiError {

@@ -150,9 +150,14 @@ export class Chat {
     }
   }
 
-  /** Ask the last question again: the last answer is replaced. */
-  regenerate(turn: TurnOptions = {}): Promise<AgentRun> {
-    return this.#turn({ trigger: 'regenerate-message' }, turn);
+  /**
+   * Ask again: without `messageId` the last question (the last answer is
+   * replaced); with the id of an answer or a user message, that question,
+   * and every message after it is dropped.
+   */
+  regenerate(turn: TurnOptions & { messageId?: string } = {}): Promise<AgentRun> {
+    const { messageId, ...rest } = turn;
+    return this.#turn({ trigger: 'regenerate-message', ...(messageId !== undefined ? { messageId } : {}) }, rest);
   }
 
   /**

@@ -15,7 +15,7 @@ import { Hono, type Context } from 'hono';
 import type * as z from 'zod/mini';
 import { bodyLimit } from 'hono/body-limit';
 import { fitHistory, type HistoryMessage } from '../chat/history';
-import { useChatTurn } from '../chat/use-chat-request';
+import { regenerate, useChatTurn } from '../chat/use-chat-request';
 import { chatAuthOf } from '../chat/credential';
 import { CHAT_ID, MESSAGE_ID, type ChatAuth, type StartTurnOutcome, type TurnKind } from '../chat/protocol';
 import { MAX_USE_CHAT_BODY_BYTES, TurnBody, UseChatBody } from '../chat/schemas';
@@ -254,7 +254,7 @@ async function turnRefused(
 
 /** The turn from edgestream's own body: `text`, or a regenerate. */
 function ownTurn(body: TurnBody): TurnKind {
-  if (body.trigger === 'regenerate-message') return { trigger: 'regenerate-message' };
+  if (body.trigger === 'regenerate-message') return regenerate(body.messageId);
   if (body.text === undefined) throw new ApiError('invalid_request', 'text: Required', [{ path: ['text'], message: 'Required' }]);
   if (body.messageId !== undefined && !MESSAGE_ID.test(body.messageId)) {
     throw new ApiError('invalid_request', 'messageId: must match ^[A-Za-z0-9_.:-]{1,128}$');

@@ -160,6 +160,45 @@ describe('a chat through edgestream endpoints', () => {
     expect(textOf(view.messages[1]!)).toBe(demoText('answer twice', { tokens: 7, delayMs: 0 }));
   });
 
+  it('regenerates an earlier answer: its question again, what followed it dropped', async () => {
+    const chatId = newChatId();
+    const first = await ownTurn(chatId, { text: 'one', options: QUICK });
+    await settled(chatId);
+    await ownTurn(chatId, { text: 'two', options: QUICK });
+    await settled(chatId);
+    const again = await ownTurn(chatId, { trigger: 'regenerate-message', messageId: first.requestId, options: QUICK });
+    expect(await runInput(again.requestId)).toMatchObject({ query: 'one', messages: [] });
+    const view = await settled(chatId);
+    expect(view.messages.map((m) => [m.role, m.id])).toEqual([
+      ['user', first.userMessageId],
+      ['assistant', again.requestId],
+    ]);
+    // A user message's id asks that message again.
+    const byUser = await ownTurn(chatId, { trigger: 'regenerate-message', messageId: first.userMessageId, options: QUICK });
+    expect(await runInput(byUser.requestId)).toMatchObject({ query: 'one' });
+    expect((await settled(chatId)).messages.map((m) => m.id)).toEqual([first.userMessageId, byUser.requestId]);
+  });
+
+  it('refuses to regenerate a message the chat does not have, and keeps the chat as it was', async () => {
+    const chatId = newChatId();
+    const first = await ownTurn(chatId, { text: 'keep me', options: QUICK });
+    const before = await settled(chatId);
+    for (const [path, body] of [
+      [`/v1/chat/${chatId}/messages`, { trigger: 'regenerate-message', messageId: 'no-such-message' }],
+      ['/v1/chat', { id: chatId, messages: [], trigger: 'regenerate-message', messageId: 'no-such-message' }],
+      [`/v1/chat/${chatId}/messages`, { trigger: 'regenerate-message', messageId: 'not an id!' }],
+    ] as const) {
+      const res = await call(path, json(body));
+      expect(res.status, path).toBe(400);
+      expect(((await res.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+        code: 'invalid_request',
+        message: expect.stringContaining('messageId'),
+      });
+    }
+    expect(await messagesOf(chatId)).toEqual(before);
+    expect(before.messages[1]!.id).toBe(first.requestId);
+  });
+
   it('replaces an edited user message and everything after it', async () => {
     const chatId = newChatId();
     const first = await ownTurn(chatId, { text: 'one', options: QUICK });
@@ -382,6 +421,49 @@ describe('edits and concurrent sends through POST /v1/chat', () => {
     }
     return chatId;
   }
+
+  it('a turn that sends only its new message (prepareSendMessagesRequest) gets the whole stored conversation', async () => {
+    const chatId = await twoTurns();
+    const before = await messagesOf(chatId);
+    const res = await call('/v1/chat', json({ id: chatId, messages: [user('u3', 'three')], trigger: 'submit-message', options: QUICK }));
+    expect(res.status).toBe(200);
+    const requestId = res.headers.get('X-Request-Id')!;
+    await res.text();
+    expect(await runInput(requestId)).toEqual(
+      expect.objectContaining({
+        query: 'three',
+        messages: [
+          { role: 'user', content: 'one' },
+          { role: 'assistant', content: textOf(before.messages[1]!) },
+          { role: 'user', content: 'two' },
+          { role: 'assistant', content: textOf(before.messages[3]!) },
+        ],
+      }),
+    );
+  });
+
+  it("useChat's regenerate({ messageId }) of the first answer asks its question again and drops what followed", async () => {
+    const chatId = await twoTurns();
+    const before = await messagesOf(chatId);
+    const res = await call(
+      '/v1/chat',
+      json({
+        id: chatId,
+        messages: before.messages.slice(0, 1),
+        trigger: 'regenerate-message',
+        messageId: before.messages[1]!.id,
+        options: QUICK,
+      }),
+    );
+    expect(res.status).toBe(200);
+    const requestId = res.headers.get('X-Request-Id')!;
+    await res.text();
+    expect(await runInput(requestId)).toMatchObject({ query: 'one', messages: [] });
+    expect((await settled(chatId)).messages.map((m) => [m.id, textOf(m)])).toEqual([
+      ['u1', 'one'],
+      [requestId, demoText('one', QUICK)],
+    ]);
+  });
 
   it("useChat's edit (sendMessage with messageId) replaces that message and what followed, keeping its id", async () => {
     const chatId = await twoTurns();
