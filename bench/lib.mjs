@@ -4,10 +4,10 @@
  * reading SSE bodies, percentiles.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { unstable_startWorker } from 'wrangler';
 
@@ -18,6 +18,26 @@ import { unstable_startWorker } from 'wrangler';
  * service is also measured once on disk so that cost is visible too.
  */
 export const MEMORY_DIR = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+
+/**
+ * The bench measures what it declares, as the tests do: a copy of the config
+ * alone in a temp directory (its siblings linked beside it, so `main` and the
+ * assets resolve), so a developer's `.dev.vars` or `.env` beside the real one
+ * (an `API_KEYS` there would make every start 401) is never loaded; and
+ * nothing from the shell's environment either.
+ */
+function hermeticConfig(configPath) {
+  const from = dirname(configPath);
+  const dir = mkdtempSync(join(tmpdir(), 'edgestream-bench-config-'));
+  for (const entry of readdirSync(from)) {
+    if (entry === basename(configPath)) copyFileSync(configPath, join(dir, entry));
+    else if (!entry.startsWith('.dev.vars') && !entry.startsWith('.env')) symlinkSync(join(from, entry), join(dir, entry));
+  }
+  return join(dir, basename(configPath));
+}
+process.env.CLOUDFLARE_INCLUDE_PROCESS_ENV = 'false';
+process.env.CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV = 'false';
+delete process.env.CLOUDFLARE_ENV;
 
 async function freePort() {
   return new Promise((res, rej) => {
@@ -89,7 +109,7 @@ export async function start(
   const before = workerdPids();
   const bindings = Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, { type: 'plain_text', value: v }]));
   const worker = await unstable_startWorker({
-    config: configPath,
+    config: hermeticConfig(configPath),
     bindings,
     dev: {
       remote: false,
