@@ -5,7 +5,7 @@
  * Durable Object streams it across the hop. What the service costs beyond
  * either is measured against them.
  */
-import { DemoOptions, demoAgent } from '../src/agents/demo';
+import { DemoOptions, demoAgent } from '../src/agents/demo/demo';
 import type { RunEventBody } from '../src/events';
 import { encodeEvent, encodeRetry } from '../src/sse/encode';
 

@@ -3,10 +3,10 @@
  * one, import it and put it in AGENTS (one line each): see docs/agents.md.
  */
 import { anthropicAgent } from './anthropic/anthropic';
-import { demoAgent } from './demo';
+import { demoAgent } from './demo/demo';
 import { echoAgent } from './examples/echo';
-import { externalAgent } from './external';
-import { openaiAgent } from './openai';
+import { externalAgent } from './external/external';
+import { openaiAgent } from './openai/openai';
 import { relayAgent } from './relay/relay';
 import type { AnyAgent } from './types';
 import { workersAiAgent } from './workers-ai/workers-ai';

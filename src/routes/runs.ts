@@ -4,7 +4,7 @@
  */
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { isExternalRun } from '../agents/external';
+import { isExternalRun } from '../agents/external/external';
 import { getAgent } from '../agents/registry';
 import { callerOf, tokenMayOpen } from '../auth';
 import { getConfig, type Config } from '../config';

@@ -12,7 +12,7 @@
  * fires at the TTL and deletes everything.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { isExternalRun, leaseMs } from '../agents/external';
+import { isExternalRun, leaseMs } from '../agents/external/external';
 import { getAgent } from '../agents/registry';
 import { AgentError, type AnyAgent } from '../agents/types';
 import { getConfig, type Config } from '../config';

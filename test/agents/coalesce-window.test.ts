@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import type { AgentEvent } from '../../src/events';
 import { COALESCE_MS, coalesceText } from '../../src/agents/chat/coalesce';
 import type { Step } from '../../src/agents/chat/answer';
-import { openaiAgent } from '../../src/agents/openai';
+import { openaiAgent } from '../../src/agents/openai/openai';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/fake-openai';
 
 const tick = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -1,4 +1,4 @@
-import { demoAgent } from '../../src/agents/demo';
+import { demoAgent } from '../../src/agents/demo/demo';
 import { agentContractTests } from './contract';
 
 agentContractTests('demo', () => ({

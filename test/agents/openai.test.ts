@@ -1,6 +1,6 @@
 // The openai agent against a local server speaking the real wire format.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { openaiAgent } from '../../src/agents/openai';
+import { openaiAgent } from '../../src/agents/openai/openai';
 import { AgentError } from '../../src/agents/types';
 import type { AgentEvent } from '../../src/events';
 import { startFakeOpenAI, UTF8_PIECES, type FakeOpenAI } from '../support/fake-openai';

@@ -5,7 +5,7 @@
  * A browser test comparing the page's text with this finds any delta lost,
  * doubled or misplaced on the way.
  */
-import { DemoOptions, demoScript } from '../../src/agents/demo';
+import { DemoOptions, demoScript } from '../../src/agents/demo/demo';
 import { parseMarkdown, textOf } from '../../src/client/widget-markdown';
 
 export const renderedText = (pieces: Iterable<string>): string => textOf(parseMarkdown([...pieces].join('')));

@@ -1,5 +1,5 @@
 /** The demo agent is deterministic: compute what a run must contain, offline. */
-import { DemoOptions, demoScript } from '../../src/agents/demo';
+import { DemoOptions, demoScript } from '../../src/agents/demo/demo';
 
 /** The answer's text (with `failAfter`, what was streamed before the failure). */
 export function demoText(query: string, options: Record<string, unknown>): string {

@@ -2,7 +2,7 @@
 // ones useChat's DefaultChatTransport calls, each turn an ordinary run.
 import { runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { DemoOptions, demoScript } from '../../src/agents/demo';
+import { DemoOptions, demoScript } from '../../src/agents/demo/demo';
 import { demoText } from '../e2e/demo-reference';
 import { call, readSse, text } from './helpers';
 import {

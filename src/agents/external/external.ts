@@ -12,8 +12,8 @@
  * waiting for appends, its log and producers' state intact in storage.
  */
 import * as z from 'zod/mini';
-import type { AppEnv } from '../env';
-import type { Agent } from './types';
+import type { AppEnv } from '../../env';
+import type { Agent } from '../types';
 
 export const EXTERNAL_AGENT = 'external';
 

@@ -6,10 +6,10 @@
  * replayed exactly.
  */
 import * as z from 'zod/mini';
-import type { AgentEvent } from '../events';
-import { sleep } from '../lib/timing';
+import type { AgentEvent } from '../../events';
+import { sleep } from '../../lib/timing';
 import { answerPieces, noteFor } from './demo-notes';
-import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
+import { AgentError, type Agent, type AgentContext, type AgentInput } from '../types';
 
 export const DemoOptions = z.strictObject({
   tokens: z._default(z.int().check(z.gte(1), z.lte(100_000)), 60),

@@ -7,15 +7,15 @@
  * tokens; never where the request goes or with which key.
  */
 import * as z from 'zod/mini';
-import type { AppEnv } from '../env';
-import { chatMessages, readChatStream, type CompletionChunk } from './chat/stream';
-import { answerBody, completionEvents } from './chat/non-stream-answer';
-import { errorCodeInBody, upstreamHttpError } from './upstream/errors';
-import { textPrefix } from './upstream/sse';
-import { requestUpstream } from './upstream/request';
-import { idleMsFrom } from './upstream/timeouts';
-import { endpointProblem, endpointUrl } from './upstream/endpoint-url';
-import { AgentError, type Agent, type AgentContext, type AgentInput } from './types';
+import type { AppEnv } from '../../env';
+import { chatMessages, readChatStream, type CompletionChunk } from '../chat/stream';
+import { answerBody, completionEvents } from '../chat/non-stream-answer';
+import { errorCodeInBody, upstreamHttpError } from '../upstream/errors';
+import { textPrefix } from '../upstream/sse';
+import { requestUpstream } from '../upstream/request';
+import { idleMsFrom } from '../upstream/timeouts';
+import { endpointProblem, endpointUrl } from '../upstream/endpoint-url';
+import { AgentError, type Agent, type AgentContext, type AgentInput } from '../types';
 
 export const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 export const OPENAI_DEFAULT_MODEL = 'gpt-4o-mini';
