@@ -72,12 +72,13 @@ export function errorResponse(c: Context, err: unknown): Response {
     return c.json(errorBody(code, err.message || code), ERROR_STATUS[code]);
   }
   if (err instanceof ConfigError) {
-    // Safe to log whole: it names the variable to fix, not its value.
+    // Safe to log whole: it names the variable to fix, not its value. The
+    // caller learns only that retrying will not help; the deployer reads the log.
     console.error(err.message);
-  } else {
-    // Unexpected: log the kind, never the message or stack (they may hold secrets).
-    console.error(`internal error: ${(err as Error)?.name ?? typeof err}`);
+    return c.json(errorBody('internal', 'the service is misconfigured; its log names the setting to fix'), 500);
   }
+  // Unexpected: log the kind, never the message or stack (they may hold secrets).
+  console.error(`internal error: ${(err as Error)?.name ?? typeof err}`);
   return c.json(errorBody('internal', 'internal error; please retry'), 500);
 }
 

@@ -200,6 +200,6 @@ describe('a broken deployment variable', () => {
     expect(logged.join('\n')).not.toContain('soon');
     expect(res.status).toBe(500);
     const body = (await res.json()) as any;
-    expect(body).toEqual({ error: { code: 'internal', message: 'internal error; please retry' } });
+    expect(body).toEqual({ error: { code: 'internal', message: 'the service is misconfigured; its log names the setting to fix' } });
   });
 });

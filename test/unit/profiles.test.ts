@@ -154,7 +154,7 @@ describe('PROFILES', () => {
     const secretless = await callWith({ PROFILES: JSON.stringify({ t: { agent: 'demo', humanCheck: 'ticket' } }) }, '/v1/agents');
     spy.mockRestore();
     expect(res.status).toBe(500);
-    expect(await errorOf(res)).toEqual({ code: 'internal', message: 'internal error; please retry' });
+    expect(await errorOf(res)).toEqual({ code: 'internal', message: 'the service is misconfigured; its log names the setting to fix' });
     expect(notJson.status).toBe(500);
     expect(secretless.status).toBe(500);
     const log = logged.join('\n');
