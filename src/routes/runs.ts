@@ -378,7 +378,9 @@ export async function resolveStart(
       .join(', ');
     const name = body.agent ?? '';
     const shown = JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
-    throw new ApiError('unknown_agent', `no agent named ${shown}; available here: ${known}`);
+    // An agent kind with no profile of that name (relay, external, echo): say how one comes to exist.
+    const kind = getAgent(name) ? `; "${name}" runs only through a profile the deployer defines in PROFILES` : '';
+    throw new ApiError('unknown_agent', `no agent named ${shown}; available here: ${known}${kind}`);
   }
   const why = getAgent(profile.agent)!.notConfigured(c.env);
   if (why) throw new ApiError('agent_not_configured', `agent "${profile.name}" is not configured: ${why}`);

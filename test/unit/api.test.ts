@@ -65,6 +65,12 @@ describe('POST /v1/runs validation', () => {
   it('rejects an unknown agent and names the available ones', async () => {
     const err = await expectError(await postRun({ query: 'q', agent: 'nope' }), 400, 'unknown_agent');
     expect(err.message).toMatch(/demo/);
+    expect(err.message).not.toMatch(/PROFILES/);
+    // An agent kind that exists only through profiles says so.
+    for (const kind of ['relay', 'external']) {
+      const asked = await expectError(await postRun({ query: 'q', agent: kind }), 400, 'unknown_agent');
+      expect(asked.message).toContain(`"${kind}" runs only through a profile the deployer defines in PROFILES`);
+    }
     // Any string that names no agent is unknown, however odd.
     await expectError(await postRun({ query: 'q', agent: '' }), 400, 'unknown_agent');
     const long = await expectError(await postRun({ query: 'q', agent: 'x'.repeat(5000) }), 400, 'unknown_agent');
