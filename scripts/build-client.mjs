@@ -6,7 +6,7 @@
 //   client.js, widget.js          ES module / classic script, the current source;
 //                                 a short cache (static/_headers)
 //   v/<v>/client.js, widget.js    the release <v> (package.json's version), served as
-//                                 /client@<v>.js and /widget@<v>.js (static/_redirects)
+//                                 /client@<v>.js and /widget@<v>.js (src/routes/released.ts)
 //                                 and cached for a year as immutable: made once, when
 //                                 absent, committed at release, never rewritten
 //   sri.json                      the sha384 Subresource Integrity of every released

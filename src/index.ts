@@ -1,12 +1,14 @@
 /**
- * edgestream Worker: the HTTP API under /v1 (static client files are served
- * by the assets binding before the Worker is reached).
+ * edgestream Worker: the HTTP API under /v1 and the released client files
+ * (`/widget@<v>.js`, `/client@<v>.js`); every other static file is served by
+ * the assets binding before the Worker is reached.
  */
 import { Hono } from 'hono';
 import { corsFromConfig } from './cors';
 import type { AppEnv } from './env';
 import { ApiError, errorResponse } from './errors';
 import { chat } from './routes/chat';
+import { released } from './routes/released';
 import { agents, runs } from './routes/runs';
 
 export { RunObject } from './run/run-object';
@@ -19,6 +21,7 @@ app.use('/v1/*', corsFromConfig());
 app.route('/v1/runs', runs);
 app.route('/v1/agents', agents);
 app.route('/v1/chat', chat);
+app.route('/', released);
 
 app.notFound((c) => errorResponse(c, new ApiError('not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)));
 app.onError((err, c) => errorResponse(c, err));

@@ -1,8 +1,8 @@
 // The client and the widget under immutable, versioned URLs, as wrangler dev
-// serves them from static/ (its [build] ran scripts/build-client.mjs;
-// static/_redirects maps the URLs to static/v/<version>/, static/_headers
-// sets the headers): cached for a year, open to other origins, and with the
-// bytes whose sha384 the build printed.
+// serves them (its [build] ran scripts/build-client.mjs; the Worker serves
+// the URLs from static/v/<version>/, src/routes/released.ts): cached for a
+// year, open to other origins, with the bytes whose sha384 the build printed;
+// and a version that does not exist is a 404 nobody caches.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -47,6 +47,25 @@ describe.each(['widget', 'client'])('/%s@<version>.js', (name) => {
     expect(sha384(body)).toBe(printed[path()]);
     expect(listed.version).toBe(version);
     expect(listed.integrity[path()]).toBe(printed[path()]);
+  });
+});
+
+describe('a released file that does not exist', () => {
+  it.each(['/widget@9.9.9.js', '/client@0.0.1-nope.js', '/widget@latest.js', '/widget@..%2F..%2Findex.html.js'])(
+    '%s is a 404 JSON error that is never cached',
+    async (path) => {
+      const res = await fetch(`${server.url}${path}`, { redirect: 'manual' });
+      expect(res.status).toBe(404);
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('not_found');
+    },
+  );
+
+  it('HEAD of a released file answers as GET does, without a body', async () => {
+    const res = await fetch(`${server.url}/widget@${version}.js`, { method: 'HEAD' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe(IMMUTABLE);
+    expect((await res.arrayBuffer()).byteLength).toBe(0);
   });
 });
 
