@@ -521,6 +521,6 @@ function runNotFound(): ApiError {
 function runExists(requestId: string): ApiError {
   return new ApiError(
     'run_exists',
-    `a run with requestId "${requestId}" exists; send its token as Authorization: Bearer <token> to attach`,
+    `a run with requestId "${requestId}" exists; to attach, send its token as Authorization: Bearer <token>, or the startSecret it was started with`,
   );
 }
