@@ -29,7 +29,8 @@ export const StartRunBody = z.object({
     z.array(
       z.object({
         role: z.enum(['system', 'user', 'assistant']),
-        content: z.string().check(z.maxLength(64_000)),
+        // No bound of its own, as in v1: the 64 KiB body bounds it.
+        content: z.string(),
       }),
     ),
     [],

@@ -82,6 +82,13 @@ describe('POST /v1/runs validation', () => {
     const messages = Array.from({ length: 500 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `turn ${i}` }));
     const res = await postRun({ query: 'q', messages, options: { tokens: 1, delayMs: 0 } });
     expect(res.status).toBe(201);
+    // One message as long as the body allows (v1 bounds content by the body only).
+    const long = await postRun({
+      query: 'q',
+      messages: [{ role: 'user', content: 'x'.repeat(65_000) }],
+      options: { tokens: 1, delayMs: 0 },
+    });
+    expect(long.status).toBe(201);
   });
 
   it('rejects a body that is not JSON by media type', async () => {
