@@ -76,6 +76,44 @@ describe('relay format genie (Spring SseEmitter AgentResponse)', () => {
     ]);
   });
 
+  it('a result with isFinal false is held: one result, the last one, just before the end', () => {
+    const { events, final, error } = map('genie', relayFixture('genie-interim-result'));
+    expect(error).toBeUndefined();
+    expect(final).toBe(true);
+    expect(types(events)).toEqual(['plan', 'delta', 'delta', 'delta', 'delta', 'result']);
+    expect(events.at(-1)).toEqual({
+      type: 'result',
+      messageId: 'msg-ans-1',
+      text: '可恢复的流按 Last-Event-ID 补发。',
+      data: { taskSummary: '可恢复的流按 Last-Event-ID 补发。', fileList: [], agentType: 'plan_solve' },
+    });
+  });
+
+  it('a body that ends after a result with isFinal false ends with that result, once', () => {
+    const wire = relayFixture('genie-interim-result').split('data:heartbeat\n\n')[0]!;
+    const after = `${wire}data:{"messageId":"msg-ans-1","messageType":"agent_stream","isFinal":false,"result":"更多"}\n\n`;
+    const { events, final, error } = map('genie', after);
+    expect(error).toBeUndefined();
+    expect(final).toBe(false);
+    expect(types(events)).toEqual(['plan', 'delta', 'delta', 'delta', 'result']);
+    expect(events.at(-1)).toMatchObject({ type: 'result', messageId: 'msg-step-1', text: '第一步：找到三篇资料。' });
+  });
+
+  it('a held result survives a restart in the reader state', () => {
+    const wire = relayFixture('genie-interim-result').split('data:heartbeat\n\n')[0]!;
+    const first = FORMATS.genie.create(settingsFor('genie'));
+    for (const m of messages(wire)) first.read(m);
+    const restored = FORMATS.genie.create(settingsFor('genie'), JSON.parse(JSON.stringify(first.state!())));
+    expect(restored.end()).toEqual([
+      {
+        type: 'result',
+        messageId: 'msg-step-1',
+        text: '第一步：找到三篇资料。',
+        data: { taskSummary: '第一步：找到三篇资料。', fileList: [], agentType: 'plan_solve' },
+      },
+    ]);
+  });
+
   it('a message that is not JSON (other than heartbeat) is upstream_malformed', () => {
     expect(map('genie', 'data:{"messageType":"agent_stream","res\n\n').error?.code).toBe('upstream_malformed');
   });

@@ -13,6 +13,12 @@
  * | `result` with `resultMap` (`taskSummary`, `agentType`) and `result` | `result`: text = `result` (else `taskSummary`), data = `resultMap`; with `isFinal` the end |
  * | other types | dropped (SSEPrinter sends them without content) |
  *
+ * `isFinal` is the service's "this is the last message" (its web client
+ * stops loading on it; null counts as final here, as before). A `result`
+ * with `isFinal: false` (a step's summary, in plan-and-solve) is held, not
+ * yielded: the run has one final answer, whole, just before `done`. The
+ * latest one held is yielded at the final `result`, or when the body ends.
+ *
  * When SSEPrinter fails to build the final message it logs and sends
  * nothing, then the emitter completes: a body that ends without a `result`
  * is `upstream_incomplete`.
@@ -33,10 +39,11 @@ import {
 } from './format';
 
 class GenieReader implements FormatReader {
-  #sawResult: boolean;
+  /** The latest `result` not yet yielded (one with `isFinal: false`). */
+  #held: AgentEvent | undefined;
 
   constructor(restored?: unknown) {
-    this.#sawResult = isObject(restored) && restored.sawResult === true;
+    if (isObject(restored) && isObject(restored.held) && restored.held.type === 'result') this.#held = restored.held as AgentEvent;
   }
 
   read(message: UpstreamMessage): Mapped {
@@ -55,9 +62,13 @@ class GenieReader implements FormatReader {
         const resultMap = isObject(response.resultMap) ? response.resultMap : null;
         const summary = resultMap?.taskSummary;
         const text = typeof response.result === 'string' ? response.result : summary == null ? '' : String(summary);
-        this.#sawResult = true;
         const result: AgentEvent = { type: 'result', messageId, text, data: resultMap };
-        return response.isFinal === false ? { events: [result] } : { events: [result], final: true };
+        if (response.isFinal === false) {
+          this.#held = result;
+          return { events: [] };
+        }
+        this.#held = undefined;
+        return { events: [result], final: true };
       }
       default:
         return { events: [] };
@@ -65,12 +76,12 @@ class GenieReader implements FormatReader {
   }
 
   end(): AgentEvent[] {
-    if (this.#sawResult) return [];
+    if (this.#held) return [this.#held];
     throw incomplete('its `result` message');
   }
 
   state(): unknown {
-    return this.#sawResult ? { sawResult: true } : undefined;
+    return this.#held ? { held: this.#held } : undefined;
   }
 }
 
