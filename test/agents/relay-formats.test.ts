@@ -244,6 +244,28 @@ describe('relay format edgestream (this contract)', () => {
     expect(error?.message).not.toContain('HTTP 429');
   });
 
+  it('an upstream that sends more than one result gives one, the last, just before the end', () => {
+    const ev = (seq: number, fields: object) =>
+      `id: ${seq}\nevent: ${(fields as { type: string }).type}\ndata: ${JSON.stringify({ requestId: 'u', seq, ts: 1, ...fields })}\n\n`;
+    const wire = [
+      ev(1, { type: 'delta', messageId: 'm1', text: 'a' }),
+      ev(2, { type: 'result', messageId: 'm1', text: 'a' }),
+      ev(3, { type: 'delta', messageId: 'm1', text: 'b' }),
+      ev(4, { type: 'result', messageId: 'm1', text: 'ab', data: { n: 2 } }),
+      ev(5, { type: 'status', status: 'done', message: 'Finished' }),
+      ev(6, { type: 'done', state: 'completed' }),
+    ].join('');
+    const { events, final } = map('edgestream', wire);
+    expect(final).toBe(true);
+    expect(types(events)).toEqual(['delta', 'delta', 'status', 'result']);
+    expect(events.at(-1)).toEqual({ type: 'result', messageId: 'm1', text: 'ab', data: { n: 2 } });
+    // A restart between the result and done: the held result is in the reader's state.
+    const first = FORMATS.edgestream.create(settingsFor('edgestream'));
+    for (const m of messages(wire).slice(0, 4)) first.read(m);
+    const second = FORMATS.edgestream.create(settingsFor('edgestream'), JSON.parse(JSON.stringify(first.state!())));
+    expect(second.read(messages(wire)[5]!)).toEqual({ events: [events.at(-1)], final: true });
+  });
+
   it('a stream that ends without done is upstream_incomplete', () => {
     const wire = relayFixture('edgestream-plain').replace(/id: 12\n[\s\S]*$/, '');
     expect(map('edgestream', wire).error?.code).toBe('upstream_incomplete');

@@ -245,7 +245,9 @@ describe('relay checkpoints and resume', () => {
     const out = await run(settings('/f/edgestream-plain', 'edgestream'));
     // ids 1..11 (the done at 12 ends the run); `run` (id 1) yields no event.
     expect(out.checkpoints.map((c) => JSON.parse(c.cursor).id)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11']);
-    expect(out.at).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    // The result (id 11) is held until done: its checkpoint covers 9 events and carries it.
+    expect(out.at).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9]);
+    expect(JSON.parse(out.checkpoints.at(-1)!.cursor).state).toMatchObject({ held: { type: 'result' } });
   });
 
   it('an upstream without ids, or whose ids are not positions, yields no checkpoint', async () => {

@@ -6,7 +6,8 @@
  *
  * | upstream event | here |
  * | --- | --- |
- * | `status` `plan` `delta` `tool` `result` | the same event (our seq, ts, requestId) |
+ * | `status` `plan` `delta` `tool` | the same event (our seq, ts, requestId) |
+ * | `result` | held; the latest is yielded at `done` `completed` (the run has one result, just before `done`) |
  * | `error` | the run fails: `upstream_error` (its code shown, its `retryable`) |
  * | `done` `completed` | the end |
  * | `done` `failed` / `cancelled` | `upstream_error` (an upstream run that ended so without `error`) |
@@ -69,30 +70,46 @@ function ours(event: z.infer<typeof Event>): AgentEvent | null {
   }
 }
 
-function read(message: UpstreamMessage): Mapped {
-  const json = parseJson(message);
-  const fields = isObject(json) ? json : {};
-  const type = fields.type ?? message.event;
-  if (typeof type !== 'string' || !PASSED.has(type)) return { events: [] }; // `run`, and types of a later contract
-  const parsed = Event.safeParse({ ...fields, type });
-  if (!parsed.success) throw notTheFormat('edgestream', `a "${type}" event without its fields`);
-  const event = parsed.data;
-  if (event.type === 'error') throw reportedError(event.code, event.retryable !== false);
-  if (event.type === 'done') {
-    if (event.state === 'completed') return { events: [], final: true };
-    throw reportedError(`run_${event.state}`.slice(0, 64), true);
+class EdgestreamReader implements FormatReader {
+  /** The latest `result`: yielded at `done`, so one, whatever the upstream sent after it. */
+  #held: AgentEvent | undefined;
+
+  constructor(restored?: unknown) {
+    if (isObject(restored) && isObject(restored.held) && restored.held.type === 'result') this.#held = restored.held as AgentEvent;
   }
-  const mapped = ours(event);
-  return { events: mapped ? [mapped] : [] };
+
+  read(message: UpstreamMessage): Mapped {
+    const json = parseJson(message);
+    const fields = isObject(json) ? json : {};
+    const type = fields.type ?? message.event;
+    if (typeof type !== 'string' || !PASSED.has(type)) return { events: [] }; // `run`, and types of a later contract
+    const parsed = Event.safeParse({ ...fields, type });
+    if (!parsed.success) throw notTheFormat('edgestream', `a "${type}" event without its fields`);
+    const event = parsed.data;
+    if (event.type === 'error') throw reportedError(event.code, event.retryable !== false);
+    if (event.type === 'done') {
+      if (event.state === 'completed') return { events: this.#held ? [this.#held] : [], final: true };
+      throw reportedError(`run_${event.state}`.slice(0, 64), true);
+    }
+    const mapped = ours(event);
+    if (mapped?.type === 'result') {
+      this.#held = mapped;
+      return { events: [] };
+    }
+    return { events: mapped ? [mapped] : [] };
+  }
+
+  end(): AgentEvent[] {
+    throw incomplete('its `done` event');
+  }
+
+  state(): unknown {
+    return this.#held ? { held: this.#held } : undefined;
+  }
 }
 
 export const edgestreamFormat: RelayFormat = {
   name: 'edgestream',
   idsAreCursors: true,
-  create: (): FormatReader => ({
-    read,
-    end() {
-      throw incomplete('its `done` event');
-    },
-  }),
+  create: (_settings, restored) => new EdgestreamReader(restored),
 };
