@@ -36,6 +36,9 @@ function profiles(base: string) {
       body: { request_id: '{{requestId}}', query: '{{query}}', stream: true },
     },
     chat: { agent: 'relay', url: `${base}/f/ai-sdk-plain`, format: 'ai-sdk' },
+    // A run deadline of 2 s against an upstream still streaming (50 s of it), and one that stalls (open, silent).
+    'slow-deadline': { agent: 'relay', url: `${base}/gen/genie?n=5000&gap=10&t=slow`, format: 'genie', maxRunSeconds: 2 },
+    'stall-deadline': { agent: 'relay', url: `${base}/f/genie-plain?stall=3&t=stall`, format: 'genie', maxRunSeconds: 2 },
     refused: { agent: 'relay', url: `${base}/status/401`, format: 'genie', headers: { Authorization: 'secret:GENIE_TOKEN' } },
     unset: { agent: 'relay', url: `${base}/f/genie-plain`, format: 'genie', headers: { Authorization: 'secret:NOT_SET_ANYWHERE' } },
   };
@@ -59,7 +62,16 @@ const auth = (token: string) => ({ Authorization: `Bearer ${token}` });
 describe('relay runs through wrangler dev', () => {
   it('lists the relay profiles', async () => {
     const { agents } = (await (await fetch(`${server.url}/v1/agents`)).json()) as { agents: { name: string; default: boolean }[] };
-    expect(agents.map((a) => a.name)).toEqual(['genie', 'genie-long', 'deepsearch', 'chat', 'refused', 'unset']);
+    expect(agents.map((a) => a.name)).toEqual([
+      'genie',
+      'genie-long',
+      'deepsearch',
+      'chat',
+      'slow-deadline',
+      'stall-deadline',
+      'refused',
+      'unset',
+    ]);
     expect(agents.find((a) => a.default)?.name).toBe('genie');
   });
 
@@ -128,6 +140,28 @@ describe('relay runs through wrangler dev', () => {
     expect(upstream.closedEarly()).toBe(true);
     expect(upstream.written).toBeLessThan(2000);
     expect(await waitForState(server.url, requestId, token)).toMatchObject({ state: 'cancelled' });
+  });
+
+  it.each([
+    ['slow-deadline', '/gen/genie?n=5000&gap=10&t=slow'],
+    ['stall-deadline', '/f/genie-plain?stall=3&t=stall'],
+  ])('the run deadline aborts the upstream request (%s)', async (agent, path) => {
+    const before = fake.requests.length;
+    const started = Date.now();
+    const { requestId, token } = await createRun(server.url, { agent, query: 'deadline' });
+    const read = await readSse(`${server.url}/v1/runs/${requestId}/events?token=${token}`);
+    expect(read.events.slice(-2).map((e) => e.data)).toMatchObject([
+      { type: 'error', code: 'deadline_exceeded' },
+      { type: 'done', state: 'failed' },
+    ]);
+    expect(read.events.filter((e) => e.event === 'delta').length).toBeGreaterThan(0);
+    expect(read.events.some((e) => e.event === 'result')).toBe(false);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const upstream = fake.requests.slice(before).find((r) => r.path === path)!;
+    await upstream.closed; // the stand-in saw its socket close
+    expect(upstream.closedEarly()).toBe(true);
+    if (agent === 'slow-deadline') expect(upstream.written).toBeLessThan(1000);
+    expect(await waitForState(server.url, requestId, token)).toMatchObject({ state: 'failed', error: { code: 'deadline_exceeded' } });
   });
 
   it("relays the Python search service's stages, answer chunks and final answer", async () => {
