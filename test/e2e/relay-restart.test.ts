@@ -31,6 +31,7 @@ function profiles(base: string, tag: string) {
     edge: { agent: 'relay', url: `${base}/gen/edgestream?n=${N}&gap=15&t=${tag}`, format: 'edgestream' },
     chat: { agent: 'relay', url: `${base}/gen/ai-sdk?n=${N}&gap=15&ids=1&t=${tag}`, format: 'ai-sdk' },
     genie: { agent: 'relay', url: `${base}/gen/genie?n=${N}&gap=15&t=${tag}`, format: 'genie' },
+    deepsearch: { agent: 'relay', url: `${base}/gen/deepsearch?n=${N}&gap=15&t=${tag}`, format: 'deepsearch' },
   };
 }
 
@@ -84,9 +85,12 @@ describe('a runtime killed mid-relay', () => {
     expect(await waitForState(second.url, requestId, token)).toMatchObject({ state: 'completed', lastEventId: all.length });
   });
 
-  it('fails a run whose upstream sends no ids with interrupted, and does not ask it again', async () => {
-    const tag = `genie-${Date.now()}`;
-    const { second, requestId, token, auth, before } = await interrupted('genie', tag);
+  it.each([
+    ['genie', 'sends no ids'],
+    ['deepsearch', 'sends ids that are not positions (its request id on every message)'],
+  ])('fails a run whose upstream %s %s with interrupted, and does not ask it again', async (agent) => {
+    const tag = `${agent}-${Date.now()}`;
+    const { second, requestId, token, auth, before } = await interrupted(agent, tag);
     const lastSeen = before.at(-1)!.data.seq as number;
     const rest = await readSse(`${second.url}/v1/runs/${requestId}/events`, { headers: { ...auth, 'Last-Event-ID': String(lastSeen) } });
     const all = [...before, ...rest.events];
