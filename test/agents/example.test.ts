@@ -10,4 +10,6 @@ agentContractTests('echo', () => ({
   input: { requestId: 'r', query: 'resumable streams keep every word', messages: [], options: EchoOptions.parse({ delayMs: 0 }) },
   // Long enough to be cancelled after its third delta.
   longInput: { requestId: 'r', query: 'word '.repeat(200), messages: [], options: EchoOptions.parse({ delayMs: 10 }) },
+  // The profile's own keys, as ctx.settings (leave it out if your agent has none).
+  settings: { prefix: 'You said:' },
 }));

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relayAgent } from '../../src/agents/relay/relay';
 import { RelaySettings } from '../../src/agents/relay/settings';
-import { AgentError, type Agent, type AgentCheckpoint, type AgentInput } from '../../src/agents/types';
+import { AgentError, type AgentCheckpoint, type AgentInput } from '../../src/agents/types';
 import type { AgentEvent } from '../../src/events';
 import { freePort } from '../support/dev-server';
 import { generatedText, startFakeUpstreams, type FakeUpstreams } from '../support/fake-upstreams';
@@ -72,12 +72,14 @@ const CONTRACTS: [string, string, string, object?][] = [
   ['json', '/gen/json?n=20', '/gen/json?n=400&gap=10', { field: 'token' }],
 ];
 for (const [format, plain, long, extra] of CONTRACTS) {
-  // The contract runs `input` and `longInput` through one agent: the query picks the upstream's path.
-  const agent: Agent<any> = {
-    ...relayAgent,
-    run: (i, signal, ctx) => relayAgent.run(i, signal, { ...ctx, settings: settings(i.query === 'long' ? long : plain, format, extra) }),
-  };
-  agentContractTests(`relay (${format})`, () => ({ agent, env, input: input(), longInput: input('long') }));
+  agentContractTests(`relay (${format})`, () => ({
+    agent: relayAgent,
+    env,
+    input: input(),
+    longInput: input('long'),
+    settings: settings(plain, format, extra),
+    longSettings: settings(long, format, extra),
+  }));
 }
 
 describe('relay request', () => {
