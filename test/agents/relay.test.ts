@@ -271,6 +271,37 @@ describe('relay checkpoints and resume', () => {
     expect([...whole.events.slice(0, whole.at[6]), ...resumed.events]).toEqual(whole.events);
   });
 
+  it('sends an edgestream upstream a startSecret, kept in the cursor: the POST retried after a restart attaches', async () => {
+    // ?runs=1: the stand-in refuses a second POST of a requestId with 409 run_exists, as an edgestream deployment does.
+    const s = settings('/gen/edgestream?n=30&gap=0&runs=1&t=attach', 'edgestream');
+    const whole = await run(s);
+    expect(whole.error).toBeUndefined();
+    const secret = lastRequest().body.startSecret;
+    expect(secret).toMatch(/^[\x21-\x7e]{16,256}$/);
+    const cut = whole.checkpoints[10]!;
+    const resumed = await run(s, { resumeCursor: cut.cursor });
+    expect(resumed.error).toBeUndefined();
+    expect(lastRequest().lastEventId).toBe(JSON.parse(cut.cursor).id);
+    expect(lastRequest().body).toMatchObject({ requestId: 'run-relay-1', startSecret: secret });
+    expect([...whole.events.slice(0, whole.at[10]), ...resumed.events]).toEqual(whole.events);
+    // A fresh start gets a fresh secret; without the cursor's, the same requestId is refused.
+    const again = await run(s);
+    expect(again.error?.code).toBe('upstream_rejected');
+    expect(lastRequest().body.startSecret).not.toBe(secret);
+  });
+
+  it('sends no startSecret to other formats, and adds it to an edgestream body template', async () => {
+    await run(settings('/gen/ai-sdk?n=3&ids=1', 'ai-sdk'));
+    expect(lastRequest().body).not.toHaveProperty('startSecret');
+    await run(settings('/gen/edgestream?n=3', 'edgestream', { body: { requestId: '{{requestId}}', query: '{{query}}', agent: 'demo' } }));
+    expect(lastRequest().body).toEqual({
+      requestId: 'run-relay-1',
+      query: 'How do resumable streams work?',
+      agent: 'demo',
+      startSecret: expect.stringMatching(/^[\x21-\x7e]{16,256}$/),
+    });
+  });
+
   it('yields no checkpoint before the skip events it knows the log holds', async () => {
     const whole = await run(settings('/f/edgestream-plain', 'edgestream'));
     const resumed = await run(settings('/f/edgestream-plain', 'edgestream'), { resumeCursor: whole.checkpoints[3]!.cursor, skip: 3 });

@@ -28,7 +28,8 @@ afterEach(async () => {
 /** Each profile's upstream path is unique to the test, so its requests can be told apart. */
 function profiles(base: string, tag: string) {
   return {
-    edge: { agent: 'relay', url: `${base}/gen/edgestream?n=${N}&gap=15&t=${tag}`, format: 'edgestream' },
+    // runs=1: a second POST of the requestId is 409 run_exists without the first one's startSecret, as on a real edgestream.
+    edge: { agent: 'relay', url: `${base}/gen/edgestream?n=${N}&gap=15&runs=1&t=${tag}`, format: 'edgestream' },
     chat: { agent: 'relay', url: `${base}/gen/ai-sdk?n=${N}&gap=15&ids=1&t=${tag}`, format: 'ai-sdk' },
     genie: { agent: 'relay', url: `${base}/gen/genie?n=${N}&gap=15&t=${tag}`, format: 'genie' },
     deepsearch: { agent: 'relay', url: `${base}/gen/deepsearch?n=${N}&gap=15&t=${tag}`, format: 'deepsearch' },
@@ -82,6 +83,9 @@ describe('a runtime killed mid-relay', () => {
     expect(calls[0]!.lastEventId).toBeUndefined();
     expect(Number(calls[1]!.lastEventId)).toBeGreaterThan(0);
     expect(calls[1]!.body).toMatchObject({ requestId });
+    // An edgestream upstream got the same startSecret both times (it attached); the others none.
+    expect(calls[1]!.body.startSecret).toBe(calls[0]!.body.startSecret);
+    expect(typeof calls[0]!.body.startSecret).toBe(agent === 'edge' ? 'string' : 'undefined');
     expect(await waitForState(second.url, requestId, token)).toMatchObject({ state: 'completed', lastEventId: all.length });
   });
 

@@ -15,6 +15,9 @@
  *   ?stall=K               after K messages, say nothing more (keep the socket open)
  *   ?truncate=B            a clean end of the body after B bytes (a proxy closing early, mid-message)
  *   ?type=...              answer with this Content-Type instead
+ *   ?runs=1                as an edgestream deployment: a second POST with the body's requestId is
+ *                          `409 run_exists` unless it has an Authorization header or the body's
+ *                          startSecret of the POST that created the run (docs/API.md "Attaching")
  *   /status/<code>         an HTTP error with a JSON body quoting the Authorization header
  *   /html, /json-error, /redirect, /no-headers, /no-content
  * A request with Last-Event-ID is answered with what follows the message of
@@ -178,8 +181,21 @@ function errorBody(status: number, auth: string): object {
   return { timestamp: '2026-12-01T21:00:00.000+00:00', status, error: 'Internal Server Error', path: '/AutoAgent' };
 }
 
-async function play(rec: UpstreamRequest, url: URL, res: ServerResponse) {
+/** The runs an edgestream stand-in (`?runs=1`) has created: requestId -> the startSecret it was created with. */
+type Runs = Map<string, string | undefined>;
+
+async function play(rec: UpstreamRequest, url: URL, res: ServerResponse, runs: Runs) {
   const q = url.searchParams;
+  if (q.get('runs') === '1' && typeof rec.body?.requestId === 'string') {
+    const id = `${q.get('t') ?? ''}:${rec.body.requestId}`; // per test (?t=), as separate deployments
+    const secret = typeof rec.body.startSecret === 'string' ? rec.body.startSecret : undefined;
+    if (!runs.has(id)) runs.set(id, secret);
+    else if (rec.headers.authorization === undefined && (secret === undefined || runs.get(id) !== secret)) {
+      res.writeHead(409, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'run_exists', message: 'a run with this requestId exists' } }));
+      return;
+    }
+  }
   const [, route, name] = url.pathname.split('/');
   if (route === 'status') {
     const status = Number(name);
@@ -259,6 +275,7 @@ async function play(rec: UpstreamRequest, url: URL, res: ServerResponse) {
 
 export async function startFakeUpstreams(): Promise<FakeUpstreams> {
   const requests: UpstreamRequest[] = [];
+  const runs: Runs = new Map();
   const server = createServer(async (req, res) => {
     let raw = '';
     for await (const chunk of req) raw += chunk;
@@ -291,7 +308,7 @@ export async function startFakeUpstreams(): Promise<FakeUpstreams> {
       closedEarly: () => closedEarly,
     };
     requests.push(rec);
-    await play(rec, new URL(req.url ?? '/', 'http://fake'), res);
+    await play(rec, new URL(req.url ?? '/', 'http://fake'), res, runs);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();

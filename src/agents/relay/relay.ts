@@ -42,20 +42,34 @@ export const MAX_CURSOR_CHARS = 256 * 1024;
 export const RelayOptions = z.strictObject({});
 export type RelayOptions = z.infer<typeof RelayOptions>;
 
-/** What a checkpoint's cursor holds: the upstream's SSE id, and the format's state when it has one. */
+/**
+ * What a checkpoint's cursor holds: the upstream's SSE id, the format's
+ * state when it has one, and the `startSecret` sent to an upstream that
+ * needs one to attach (formats with `startSecret`). The cursor stays in the
+ * run's storage: never in an event or a status.
+ */
 interface Cursor {
   id: string;
   state?: unknown;
+  startSecret?: string;
 }
 
 export function encodeCursor(cursor: Cursor): string {
-  return JSON.stringify(cursor.state === undefined ? { id: cursor.id } : cursor);
+  const out: Cursor = { id: cursor.id };
+  if (cursor.state !== undefined) out.state = cursor.state;
+  if (cursor.startSecret !== undefined) out.startSecret = cursor.startSecret;
+  return JSON.stringify(out);
+}
+
+/** A start secret (docs/API.md `startSecret`): 64 hex characters, 256 random bits. */
+function newStartSecret(): string {
+  return [...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 export function decodeCursor(raw: string): Cursor {
   try {
     const parsed = JSON.parse(raw) as Cursor;
-    if (typeof parsed?.id === 'string') return parsed;
+    if (typeof parsed?.id === 'string' && (parsed.startSecret === undefined || typeof parsed.startSecret === 'string')) return parsed;
   } catch {
     // not one of ours: below
   }
@@ -80,7 +94,10 @@ export const relayAgent: Agent<RelayOptions, RelaySettings> = {
     const reader = format.create(settings, resumeFrom?.state);
     const idleMs = settings.idleTimeoutMs ?? idleMsFrom(ctx.env.RELAY_IDLE_TIMEOUT_MS, RELAY_IDLE_TIMEOUT_MS);
 
-    const upstream = await openUpstream(settings, input, ctx.env, signal, idleMs, resumeFrom?.id);
+    // Resumed, the same secret again: the upstream's run attaches instead of answering 409 run_exists.
+    const startSecret = format.startSecret ? (resumeFrom?.startSecret ?? newStartSecret()) : undefined;
+
+    const upstream = await openUpstream(settings, input, ctx.env, signal, idleMs, resumeFrom?.id, startSecret);
     if (!upstream) return;
 
     const checkpoints = settings.resume && format.idsAreCursors;
@@ -95,7 +112,7 @@ export const relayAgent: Agent<RelayOptions, RelaySettings> = {
       if (!checkpoints || tooBig || !id || id === lastId || yielded < ctx.skip) return null;
       const state = reader.state?.();
       if (state !== undefined && Date.now() - lastStatefulAt < STATEFUL_CHECKPOINT_MS) return null;
-      const cursor = encodeCursor({ id, state });
+      const cursor = encodeCursor({ id, state, startSecret });
       if (cursor.length > MAX_CURSOR_CHARS) {
         tooBig = true;
         return null;

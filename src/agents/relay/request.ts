@@ -48,6 +48,8 @@ export function resolveHeaders(headers: Record<string, string>, env: AppEnv): { 
 
 /**
  * Send the profile's request; `lastEventId` resumes an upstream stream after a restart.
+ * `startSecret` goes into a JSON object body (beside what the template
+ * holds), for an upstream that attaches a repeated start by it.
  * @returns the event stream, or null when the run was cancelled (or passed its deadline) first
  */
 export async function openUpstream(
@@ -57,15 +59,23 @@ export async function openUpstream(
   signal: AbortSignal,
   idleMs: number,
   lastEventId?: string,
+  startSecret?: string,
 ): Promise<Upstream | null> {
   const { headers: configured, secrets } = resolveHeaders(settings.headers, env);
   const headers: Record<string, string> = { Accept: 'text/event-stream' };
   let body: string | undefined;
   if (settings.method === 'POST') {
     headers['Content-Type'] = 'application/json';
-    body = JSON.stringify(
-      fillTemplate(settings.body ?? DEFAULT_BODY, { query: input.query, requestId: input.requestId, messages: input.messages }),
-    );
+    const filled = fillTemplate(settings.body ?? DEFAULT_BODY, {
+      query: input.query,
+      requestId: input.requestId,
+      messages: input.messages,
+    });
+    const withSecret =
+      startSecret !== undefined && filled !== null && typeof filled === 'object' && !Array.isArray(filled)
+        ? { ...filled, startSecret }
+        : filled;
+    body = JSON.stringify(withSecret);
   }
   Object.assign(headers, configured);
   if (lastEventId !== undefined) headers['Last-Event-ID'] = lastEventId;

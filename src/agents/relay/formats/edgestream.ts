@@ -2,7 +2,10 @@
  * `edgestream`: an upstream speaking this service's own contract (another
  * edgestream, or a backend written to docs/API.md). Its agent events pass
  * through; its `run`, `done`, `seq`, `requestId` and `ts` are its own, and
- * ours replace them. Its SSE ids are its seqs, so it can be resumed.
+ * ours replace them. Its SSE ids are its seqs, so it can be resumed: the
+ * relay asks again with the same requestId and a `startSecret` it sent with
+ * the first request (kept in the checkpoint), so the upstream attaches
+ * instead of answering `409 run_exists`.
  *
  * | upstream event | here |
  * | --- | --- |
@@ -111,5 +114,6 @@ class EdgestreamReader implements FormatReader {
 export const edgestreamFormat: RelayFormat = {
   name: 'edgestream',
   idsAreCursors: true,
+  startSecret: true,
   create: (_settings, restored) => new EdgestreamReader(restored),
 };

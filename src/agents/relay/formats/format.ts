@@ -42,6 +42,13 @@ export interface RelayFormat {
   name: RelaySettings['format'];
   /** False when the dialect's SSE ids are not positions (DeepSearch sends its request id with every message). */
   idsAreCursors: boolean;
+  /**
+   * True when the upstream refuses a second start of one requestId unless
+   * it carries the first one's `startSecret` (an edgestream deployment,
+   * docs/API.md "Attaching"): the relay sends one, and the same one again
+   * when it resumes after a restart.
+   */
+  startSecret?: true;
   /** A reader for one upstream response; `restored` is a `state()` from before a restart. */
   create(settings: RelaySettings, restored?: unknown): FormatReader;
 }
