@@ -3,7 +3,10 @@
  * `deployment` for all anonymous clients together). It counts the runs going
  * at once (as leases that end by themselves, so a run whose release never
  * arrives frees its slot at its deadline) and the tokens and log rows used
- * per UTC day, and admits or refuses new runs against those.
+ * per UTC day, and admits or refuses new runs against those. A running run
+ * charges its usage so far as it goes (`charge`), and the rest when it ends
+ * (`release`): both carry the run's totals, so the object adds only what it
+ * has not counted for that run yet, and a repeated call adds nothing.
  *
  * One object serialises its own calls, so a check and the lease it records
  * happen with nothing in between (SQLite calls are synchronous). Storage
@@ -38,12 +41,29 @@ export interface AdmitRequest {
 
 export interface ReleaseRequest {
   runId: string;
-  /** Model tokens the run used. */
+  /** Model tokens the run used, in all. */
   tokens: number;
-  /** SQLite log rows the run wrote. */
+  /** SQLite log rows the run wrote, in all. */
   rows: number;
-  /** Epoch ms; defaults to the clock. The usage counts for this UTC day. */
+  /** Epoch ms; defaults to the clock. What was not charged yet counts for this UTC day. */
   now?: number;
+}
+
+/** A running run's usage so far, and the budgets to judge today's usage by. */
+export interface ChargeRequest {
+  runId: string;
+  /** Model tokens the run used so far, in all (not since its last charge). */
+  tokens: number;
+  /** SQLite log rows the run wrote so far, in all. */
+  rows: number;
+  /** Tokens per UTC day; 0 = no limit. */
+  tokensPerDay: number;
+  /** Log rows per UTC day; 0 = no limit. */
+  rowsPerDay: number;
+  /** Epoch ms; defaults to the clock. What was not charged yet counts for this UTC day. */
+  now?: number;
+  /** Default `client`. */
+  scope?: UsageScope;
 }
 
 /** What an object counts right now (for tests and diagnostics). */
@@ -71,6 +91,14 @@ export const RUNNING_RETRY_AFTER_MAX_S = 30;
  * counting it twice errs on the safe side.
  */
 export const MAX_RELEASED_IDS = 10_000;
+
+/**
+ * What a running run has been charged so far is kept while it holds its
+ * lease, and this long after its last charge (so the release of a run ended
+ * at its deadline, just after its lease, adds only the rest). A run whose
+ * release comes later than that is counted in full again: on the safe side.
+ */
+export const CHARGED_KEEP_MS = 86_400_000;
 
 export class UsageObject extends DurableObject<AppEnv> {
   /** Whether this isolate has made sure the tables exist. */
@@ -120,22 +148,45 @@ export class UsageObject extends DurableObject<AppEnv> {
     this.#prune(now);
     if (sql.exec('SELECT 1 FROM released WHERE run_id = ?', req.runId).toArray().length > 0) return;
     const day = utcDay(now);
+    const charged = this.#charged(req.runId);
     sql.exec('DELETE FROM lease WHERE run_id = ?', req.runId);
+    sql.exec('DELETE FROM charged WHERE run_id = ?', req.runId);
     sql.exec('INSERT INTO released (run_id, day) VALUES (?, ?)', req.runId, day);
     // Rowids only grow, so the oldest are the smallest: keeps at most MAX_RELEASED_IDS.
     sql.exec('DELETE FROM released WHERE rowid <= (SELECT max(rowid) FROM released) - ?', MAX_RELEASED_IDS);
-    const tokens = count(req.tokens);
-    const rows = count(req.rows);
-    if (tokens > 0 || rows > 0) {
+    // Only what the run's charges have not counted yet (never less: a total
+    // lower than what was charged refunds nothing).
+    this.#addUsage(day, count(req.tokens) - charged.tokens, count(req.rows) - charged.rows);
+    await this.#scheduleAlarm();
+  }
+
+  /**
+   * A running run's usage so far: adds to today's counters what this run has
+   * not been charged yet, then says whether a budget is now used up (the run
+   * should end) or not. Carries totals, not increments, so a retried or
+   * late charge adds nothing twice, and a smaller total than one already
+   * counted adds nothing. A run already released adds nothing either.
+   */
+  async charge(req: ChargeRequest): Promise<Admission> {
+    const now = req.now ?? Date.now();
+    const sql = this.#sql();
+    this.#prune(now);
+    if (sql.exec('SELECT 1 FROM released WHERE run_id = ?', req.runId).toArray().length === 0) {
+      const charged = this.#charged(req.runId);
+      const tokens = Math.max(charged.tokens, count(req.tokens));
+      const rows = Math.max(charged.rows, count(req.rows));
       sql.exec(
-        `INSERT INTO usage (day, tokens, log_rows) VALUES (?, ?, ?)
-         ON CONFLICT (day) DO UPDATE SET tokens = tokens + excluded.tokens, log_rows = log_rows + excluded.log_rows`,
-        day,
+        `INSERT INTO charged (run_id, tokens, log_rows, at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (run_id) DO UPDATE SET tokens = excluded.tokens, log_rows = excluded.log_rows, at = excluded.at`,
+        req.runId,
         tokens,
         rows,
+        now,
       );
+      this.#addUsage(utcDay(now), tokens - charged.tokens, rows - charged.rows);
+      await this.#scheduleAlarm();
     }
-    await this.#scheduleAlarm();
+    return this.#overBudget(req, req.scope ?? 'client', now) ?? { ok: true };
   }
 
   /** Unexpired leases and today's usage. Reads only: an unused object stays empty. */
@@ -154,7 +205,9 @@ export class UsageObject extends DurableObject<AppEnv> {
     const sql = this.#sql();
     this.#prune(Date.now());
     const left = sql
-      .exec<{ n: number }>('SELECT (SELECT count(*) FROM lease) + (SELECT count(*) FROM usage) + (SELECT count(*) FROM released) AS n')
+      .exec<{ n: number }>(
+        'SELECT (SELECT count(*) FROM lease) + (SELECT count(*) FROM usage) + (SELECT count(*) FROM released) + (SELECT count(*) FROM charged) AS n',
+      )
       .one().n;
     if (left > 0) {
       await this.#scheduleAlarm();
@@ -180,6 +233,15 @@ export class UsageObject extends DurableObject<AppEnv> {
            log_rows INTEGER NOT NULL
          )`,
       );
+      // What each running run has been charged so far (its totals at its last charge).
+      sql.exec(
+        `CREATE TABLE IF NOT EXISTS charged (
+           run_id   TEXT PRIMARY KEY,
+           tokens   INTEGER NOT NULL,
+           log_rows INTEGER NOT NULL,
+           at       INTEGER NOT NULL
+         )`,
+      );
       this.#ready = true;
     }
     return sql;
@@ -190,13 +252,36 @@ export class UsageObject extends DurableObject<AppEnv> {
     return this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lease'").toArray().length > 0;
   }
 
-  /** Forget expired leases and every day before today's. */
+  /** Forget expired leases, every day before today's, and charges of runs long gone. */
   #prune(now: number): void {
     const sql = this.#sql();
     const day = utcDay(now);
     sql.exec('DELETE FROM lease WHERE until <= ?', now);
     sql.exec('DELETE FROM usage WHERE day < ?', day);
     sql.exec('DELETE FROM released WHERE day < ?', day);
+    sql.exec('DELETE FROM charged WHERE at <= ? AND run_id NOT IN (SELECT run_id FROM lease)', now - CHARGED_KEEP_MS);
+  }
+
+  /** What a run has been charged so far (zeros when nothing). */
+  #charged(runId: string): { tokens: number; rows: number } {
+    const row = this.#sql()
+      .exec<{ tokens: number; log_rows: number }>('SELECT tokens, log_rows FROM charged WHERE run_id = ?', runId)
+      .toArray()[0];
+    return { tokens: row?.tokens ?? 0, rows: row?.log_rows ?? 0 };
+  }
+
+  /** Add usage to a day's counters; negative parts count as 0. */
+  #addUsage(day: number, tokens: number, rows: number): void {
+    const t = Math.max(0, tokens);
+    const r = Math.max(0, rows);
+    if (t === 0 && r === 0) return;
+    this.#sql().exec(
+      `INSERT INTO usage (day, tokens, log_rows) VALUES (?, ?, ?)
+       ON CONFLICT (day) DO UPDATE SET tokens = tokens + excluded.tokens, log_rows = log_rows + excluded.log_rows`,
+      day,
+      t,
+      r,
+    );
   }
 
   #today(day: number): { tokens: number; rows: number } {
@@ -206,7 +291,7 @@ export class UsageObject extends DurableObject<AppEnv> {
     return { tokens: row?.tokens ?? 0, rows: row?.log_rows ?? 0 };
   }
 
-  #overBudget(req: AdmitRequest, scope: UsageScope, now: number): Admission | null {
+  #overBudget(req: Pick<AdmitRequest, 'tokensPerDay' | 'rowsPerDay'>, scope: UsageScope, now: number): Admission | null {
     const used = this.#today(utcDay(now));
     const what =
       req.tokensPerDay > 0 && used.tokens >= req.tokensPerDay
