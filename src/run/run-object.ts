@@ -20,7 +20,7 @@ import type { AppEnv } from '../env';
 import type { RunError, RunEventBody, RunState, TerminalState } from '../events';
 import { encodeEvent } from '../sse/encode';
 import { openReader } from '../sse/stream';
-import { admitRun, estimateTokens, releaseRun, tokensFromUsage } from '../limits/usage';
+import { admitRun, chargeInterval, chargeRun, estimateTokens, releaseRun, tokensFromUsage, type UsageLimits } from '../limits/usage';
 import { EventLog } from './event-log';
 import type {
   AppendEnd,
@@ -73,6 +73,8 @@ interface RunMeta {
   startSecret: string | null;
   /** Who the run's usage is charged to; null when nobody's budget applies. */
   client: string | null;
+  /** The budgets the run was admitted under, for its charges as it goes; null for runs stored before them. */
+  limits: UsageLimits | null;
   state: RunState;
   createdAt: number;
   deadlineAt: number;
@@ -97,6 +99,7 @@ type MetaRow = {
   token: string;
   start_secret?: string | null;
   client?: string | null;
+  usage_limits?: string | null;
   state: string;
   created_at: number;
   deadline_at: number;
@@ -124,6 +127,12 @@ export class RunObject extends DurableObject<AppEnv> {
   #cursorStoredAt = 0;
   /** An end that storage refused, for the watchdog alarm to store. */
   #unfinished: { state: TerminalState; error: RunError } | null = null;
+  /** Characters of the run's input (query and messages), for the token estimate; null until counted. */
+  #inputChars: number | null = null;
+  /** The log's rows written in this isolate and the run's tokens when it was last charged (see #maybeCharge). */
+  #chargedAt = { rows: 0, tokens: 0 };
+  /** The charge in flight, if any: at most one at a time. */
+  #charging: Promise<void> | null = null;
 
   constructor(ctx: DurableObjectState, env: AppEnv) {
     super(ctx, env);
@@ -200,6 +209,7 @@ export class RunObject extends DurableObject<AppEnv> {
       tokens: [await hashSecret(token)],
       startSecret: checks.startSecret !== undefined ? await hashSecret(checks.startSecret) : null,
       client,
+      limits: checks.usage?.limits ?? null,
       state: 'running',
       createdAt: now,
       deadlineAt,
@@ -224,20 +234,24 @@ export class RunObject extends DurableObject<AppEnv> {
     this.#createTables();
     if (isExternalRun(meta.input)) this.#createProducersTable();
     this.ctx.storage.sql.exec(
-      `INSERT INTO run (id, request_id, agent, input, token, start_secret, client, state, created_at, deadline_at)
-       VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO run (id, request_id, agent, input, token, start_secret, client, usage_limits, state, created_at, deadline_at)
+       VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       meta.requestId,
       meta.agent,
       JSON.stringify(meta.input),
       meta.tokens.join(' '),
       meta.startSecret,
       meta.client,
+      meta.limits ? JSON.stringify(meta.limits) : null,
       meta.state,
       meta.createdAt,
       meta.deadlineAt,
     );
     this.#meta = meta;
     this.#log = this.#openLog();
+    // A new log (a run id used again after its TTL): nothing of it charged yet.
+    this.#chargedAt = { rows: 0, tokens: 0 };
+    this.#inputChars = null;
     this.#append({ type: 'run', agent: meta.agent, createdAt: meta.createdAt });
     // Store seq 1 now: the first event should not wait for the batch timer.
     this.#events.flush();
@@ -420,6 +434,7 @@ export class RunObject extends DurableObject<AppEnv> {
          token       TEXT NOT NULL,
          start_secret TEXT,
          client      TEXT,
+         usage_limits TEXT,
          state       TEXT NOT NULL,
          created_at  INTEGER NOT NULL,
          deadline_at INTEGER NOT NULL,
@@ -482,6 +497,7 @@ export class RunObject extends DurableObject<AppEnv> {
       tokens: row.token.split(' '),
       startSecret: row.start_secret ?? null,
       client: row.client ?? null,
+      limits: row.usage_limits ? (JSON.parse(row.usage_limits) as UsageLimits) : null,
       state: row.state as RunState,
       createdAt: row.created_at,
       deadlineAt: row.deadline_at,
@@ -574,6 +590,7 @@ export class RunObject extends DurableObject<AppEnv> {
           continue;
         }
         this.#append(event);
+        this.#maybeCharge();
       }
       if (!abort.signal.aborted) await this.#finish('completed', null);
     } catch (err) {
@@ -664,18 +681,58 @@ export class RunObject extends DurableObject<AppEnv> {
     return true;
   }
 
-  /** Charge what the run used to its client's and the deployment's budgets (only runs that count). */
+  /**
+   * Charge what the run used, in all, to its client's and the deployment's
+   * budgets (only runs that count); the counters add what its charges as it
+   * went have not.
+   */
   #releaseUsage(): void {
     const meta = this.#meta!;
     if (meta.client === null) return;
-    const rows = this.#events.storedRows();
+    void releaseRun(this.env, meta.client, meta.requestId, { tokens: this.#tokensUsed(), rows: this.#events.storedRows() });
+  }
+
+  /** The run's model tokens so far: what the model reported, else an estimate from the text. */
+  #tokensUsed(): number {
+    const input = this.#meta!.input;
     // The demo agent calls no model: it costs rows, not tokens.
-    const tokens =
-      meta.input.agent === 'demo'
-        ? 0
-        : (this.#reportedTokens ??
-          estimateTokens(meta.input.messages.reduce((n, m) => n + m.content.length, meta.input.query.length) + this.#outputChars));
-    void releaseRun(this.env, meta.client, meta.requestId, { tokens, rows });
+    if (input.agent === 'demo') return 0;
+    this.#inputChars ??= input.messages.reduce((n, m) => n + m.content.length, input.query.length);
+    return this.#reportedTokens ?? estimateTokens(this.#inputChars + this.#outputChars);
+  }
+
+  /**
+   * Charge a running run's usage so far once it has written enough since its
+   * last charge (chargeInterval: 500 rows or 2,500 tokens with the default
+   * budgets), so no run goes far past a budget before it is counted. In the
+   * background, one charge at a time; the agent never waits for it. A charge
+   * that fails is not retried until the next interval (the counters take
+   * totals, so that one counts what this one missed, as the release does).
+   */
+  #maybeCharge(): void {
+    const meta = this.#meta!;
+    if (meta.client === null || meta.limits === null || this.#charging || meta.state !== 'running') return;
+    const every = chargeInterval(meta.limits);
+    if (!every) return;
+    const log = this.#events;
+    const tokens = this.#tokensUsed();
+    if (log.rowsWritten - this.#chargedAt.rows < every.rows && tokens - this.#chargedAt.tokens < every.tokens) return;
+    this.#chargedAt = { rows: log.rowsWritten, tokens };
+    const charging = this.#charge(meta, meta.client, meta.limits, log, tokens)
+      .catch((err) => console.error(`run ${meta.requestId}: charging its usage failed: ${(err as Error)?.name ?? typeof err}`))
+      .finally(() => {
+        if (this.#charging === charging) this.#charging = null;
+      });
+    this.#charging = charging;
+  }
+
+  /** One charge; a budget it finds used up ends the run with `quota_exceeded`. */
+  async #charge(meta: RunMeta, client: string, limits: UsageLimits, log: EventLog, tokens: number): Promise<void> {
+    const answer = await chargeRun(this.env, limits, client, meta.requestId, { tokens, rows: log.storedRows() });
+    if (answer === null || answer.ok) return;
+    // Ended meanwhile (or deleted, or its end waits for the watchdog): nothing to stop.
+    if (this.#meta !== meta || this.#log !== log || meta.state !== 'running' || this.#unfinished) return;
+    await this.#finish('failed', { code: 'quota_exceeded', message: answer.message, retryable: false });
   }
 
   async #scheduleAlarm(): Promise<void> {
