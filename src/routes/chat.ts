@@ -16,6 +16,7 @@ import type * as z from 'zod/mini';
 import { bodyLimit } from 'hono/body-limit';
 import { fitHistory, type HistoryMessage } from '../chat/history';
 import { regenerate, useChatTurn } from '../chat/use-chat-request';
+import { bearer } from '../auth';
 import { chatAuthOf } from '../chat/credential';
 import { CHAT_ID, MESSAGE_ID, type ChatAuth, type StartTurnOutcome, type TurnKind } from '../chat/protocol';
 import { MAX_USE_CHAT_BODY_BYTES, TurnBody, UseChatBody } from '../chat/schemas';
@@ -172,10 +173,13 @@ async function beginTurn(
 ): Promise<Extract<StartTurnOutcome, { kind: 'started' }> & { apiKey: boolean }> {
   const config = getConfig(c.env);
   const { auth, presented } = await chatAuthOf(c, config, false, body.ticket);
-  // As for runs: with API_KEYS set, only a key starts anything.
-  if (config.API_KEYS.length > 0 && !auth.apiKey) throw needsKey();
   // Anonymous callers through the edge are limited; API keys and loopback are not.
   const client = auth.apiKey ? null : clientKey(c.req.header('CF-Connecting-IP'));
+  // As for runs: with API_KEYS set, only a key starts anything; a Bearer that is not one is a failed authentication.
+  if (config.API_KEYS.length > 0 && !auth.apiKey) {
+    if (presented || bearer(c) !== undefined) await authFailed(c, client);
+    throw needsKey();
+  }
   await limitStarts(c, client);
   const stub = chatStub(c, chatId);
   const prep = await stub.prepare(auth, turn);

@@ -6,7 +6,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { isExternalRun } from '../agents/external/external';
 import { getAgent } from '../agents/registry';
-import { callerOf, tokenMayOpen } from '../auth';
+import { bearer, callerOf, tokenMayOpen } from '../auth';
 import { getConfig, type Config } from '../config';
 import type { AppEnv } from '../env';
 import { ApiError, type ErrorIssue } from '../errors';
@@ -61,23 +61,21 @@ runs.post(
     const config = getConfig(c.env);
     const caller = await callerOf(c, config, false);
     const mayCreate = config.API_KEYS.length === 0 || caller.apiKey;
+    // Anonymous callers through the edge are limited; API keys and loopback are not.
+    const client = caller.apiKey ? null : clientKey(c.req.header('CF-Connecting-IP'));
+    // A Bearer that is neither a key nor opens the run is a failed authentication.
+    const presented = credentialPresented(c, caller);
+    const failed = () => authFailed(c, client);
     // Credentials before the body: a caller with none learns nothing about
     // this deployment's agents from validation errors. A Bearer that is not
     // a key may be a run token: the run's object decides (attach or 409).
     if (!mayCreate && caller.token === undefined) {
+      if (presented) await failed();
       throw needsKey();
     }
-    // Anonymous callers through the edge are limited; API keys and loopback are not.
-    const client = caller.apiKey ? null : clientKey(c.req.header('CF-Connecting-IP'));
     await limitStarts(c, client);
     const { input, checks, attachOnly } = await readStart(c, config, caller, mayCreate, client);
     if (client !== null) caller.maxReaders = config.LIMIT_READERS_PER_RUN;
-    // One request counts as one failed authentication at most.
-    let counted = false;
-    const failed = async () => {
-      if (!counted) await authFailed(c, client);
-      counted = true;
-    };
     // A token that cannot be this run's (TOKEN_SECRET's HMAC) opens nothing: the object is not asked about it.
     if (caller.token !== undefined && !(await tokenMayOpen(caller.token, input.requestId, config))) {
       await failed();
@@ -93,7 +91,10 @@ runs.post(
         await failed();
         throw runExists(input.requestId);
       }
-      if (outcome.kind === 'unauthorized') throw attachOnly ? humanCheckFailed(attachOnly) : needsKey();
+      if (outcome.kind === 'unauthorized') {
+        if (presented) await failed();
+        throw attachOnly ? humanCheckFailed(attachOnly) : needsKey();
+      }
       if (outcome.kind === 'refused') throw refused(outcome.refusal);
       return streamResponse(outcome.read, {
         'X-Request-Id': outcome.status.requestId,
@@ -108,7 +109,10 @@ runs.post(
       await failed();
       throw runExists(input.requestId);
     }
-    if (outcome.kind === 'unauthorized') throw attachOnly ? humanCheckFailed(attachOnly) : needsKey();
+    if (outcome.kind === 'unauthorized') {
+      if (presented) await failed();
+      throw attachOnly ? humanCheckFailed(attachOnly) : needsKey();
+    }
     if (outcome.kind === 'refused') throw refused(outcome.refusal);
     const base = new URL(c.req.url);
     const link = (path: string) => new URL(`/v1/runs/${encodeURIComponent(input.requestId)}${path}`, base).href;
@@ -187,6 +191,7 @@ runs.post(
     const requestId = runId(c);
     const caller = await callerOf(c, getConfig(c.env), false);
     if (!caller.apiKey) {
+      if (credentialPresented(c, caller)) await authFailed(c, clientKey(c.req.header('CF-Connecting-IP')));
       throw new ApiError('unauthorized', 'appending events needs an API key: send Authorization: Bearer <key> (a run token only reads)');
     }
     const { producer, issues } = producerOf(c);
@@ -214,7 +219,10 @@ export const agents = new Hono<{ Bindings: AppEnv }>();
 agents.get('/', async (c) => {
   const config = getConfig(c.env);
   const caller = await callerOf(c, config, false);
-  if (config.API_KEYS.length > 0 && !caller.apiKey) throw needsKey();
+  if (config.API_KEYS.length > 0 && !caller.apiKey) {
+    if (credentialPresented(c, caller)) await authFailed(c, clientKey(c.req.header('CF-Connecting-IP')));
+    throw needsKey();
+  }
   // Names, descriptions and what a widget must do to start; never models, prompts or limits.
   const listed = usableProfiles(c.env, config, caller.apiKey).map((p) => {
     const entry: Record<string, unknown> = { name: p.name, description: p.description, default: p === defaultProfile(config.profiles) };
@@ -363,13 +371,17 @@ export async function resolveStart(
   if (body.startSecret !== undefined) checks.startSecret = body.startSecret;
   if (!mayCreate) {
     // Only an existing run can be attached to, and it is named by requestId.
-    if (body.requestId === undefined) throw needsKey();
+    if (body.requestId === undefined) {
+      if (credentialPresented(c, caller)) await authFailed(c, client);
+      throw needsKey();
+    }
     const input = { requestId, agent: body.agent ?? '', query: body.query, messages: body.messages, options: {} };
     return { input, checks };
   }
   const profile = body.agent === undefined ? defaultProfile(config.profiles) : config.profiles.find((p) => p.name === body.agent);
   if (profile && !profileListedFor(profile, caller.apiKey)) {
     const why = isExternalRun(profile) ? ' (its events come from a backend that holds one)' : '';
+    if (credentialPresented(c, caller)) await authFailed(c, client);
     throw new ApiError('unauthorized', `agent "${profile.name}" needs an API key${why}: send Authorization: Bearer <key>`);
   }
   if (!profile) {
@@ -450,11 +462,18 @@ function usableProfiles(env: AppEnv, config: Config, trusted: boolean): Profile[
   return config.profiles.filter((p) => profileListedFor(p, trusted) && getAgent(p.agent)!.notConfigured(env) === null);
 }
 
+/** Requests already counted as a failed authentication: one request counts once at most. */
+const countedFailures = new WeakSet<Request>();
+
 /**
- * Count a failed authentication of an anonymous client; past AUTH_LIMITER's
- * limit the answer is 429 instead of the 404/409 it would have been.
+ * Count a failed authentication of an anonymous client (a credential was
+ * presented and refused); past AUTH_LIMITER's limit the answer is 429
+ * instead of the 401/403/404/409 it would have been. A request counts once
+ * however many of its checks fail.
  */
 export async function authFailed(c: AppContext, client: string | null): Promise<void> {
+  if (countedFailures.has(c.req.raw)) return;
+  countedFailures.add(c.req.raw);
   const retryAfterS = await limitFailedAuth(c.env, client);
   if (retryAfterS !== null) {
     throw new ApiError('rate_limited', `too many failed authentications from this client; retry in ${retryAfterS} s`, undefined, {
@@ -496,7 +515,7 @@ async function runAccess(c: AppContext, requestId: string): Promise<{ stub: RunS
   const client = caller.apiKey ? null : clientKey(c.req.header('CF-Connecting-IP'));
   if (client !== null) caller.maxReaders = config.LIMIT_READERS_PER_RUN;
   if (!caller.apiKey && (caller.token === undefined || !(await tokenMayOpen(caller.token, requestId, config)))) {
-    if (caller.token !== undefined) await authFailed(c, client);
+    if (credentialPresented(c, caller)) await authFailed(c, client);
     throw runNotFound();
   }
   return { stub: runStub(c.env, requestId), caller, client };
@@ -508,6 +527,15 @@ export function lastEventId(raw: string | undefined): number {
     throw new ApiError('invalid_last_event_id', 'Last-Event-ID must be a decimal integer >= 0 (the last seq you received)');
   }
   return seq;
+}
+
+/**
+ * Did the caller present a credential (a Bearer header, or a `?token=` where
+ * one is read)? One that is refused counts as a failed authentication; no
+ * credential at all does not. An API key that matched is never refused.
+ */
+export function credentialPresented(c: AppContext, caller: Caller): boolean {
+  return !caller.apiKey && (caller.token !== undefined || bearer(c) !== undefined);
 }
 
 export function needsKey(): ApiError {

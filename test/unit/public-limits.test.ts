@@ -170,6 +170,92 @@ describe('failed authentication', () => {
   });
 });
 
+describe('failed authentication by a wrong API key', () => {
+  const vars = { API_KEYS: 'the-right-key' };
+  const wrong = { Authorization: 'Bearer not-the-key' };
+  /** 21 calls from one client: 20 refusals as the route answers them, then 429 rate_limited with Retry-After: 60. */
+  async function expectLimited(ip: string, send: (ip: string) => Response | Promise<Response>, refusal: number) {
+    const statuses: number[] = [];
+    let last: Response | undefined;
+    for (let i = 0; i < 21; i++) {
+      last = await send(ip);
+      statuses.push(last.status);
+      if (i < 20) await last.body?.cancel();
+    }
+    expect(statuses.slice(0, 20)).toEqual(Array(20).fill(refusal));
+    expect(statuses[20]).toBe(429);
+    expect(last!.headers.get('Retry-After')).toBe('60');
+    expect((await errorOf(last!)).code).toBe('rate_limited');
+  }
+
+  it('counts a wrong Bearer on GET /v1/agents', async () => {
+    await expectLimited('198.51.100.70', (ip) => callWith(vars, '/v1/agents', { headers: { ...wrong, 'CF-Connecting-IP': ip } }), 401);
+  });
+
+  it('counts a wrong Bearer on POST /v1/runs without a requestId, and starts nothing', async () => {
+    await expectLimited('198.51.100.71', (ip) => startFrom(ip, vars, {}, wrong), 401);
+    // With a requestId (an attach that opens nothing): counted too, and nothing stored.
+    const requestId = `wrong-key-${crypto.randomUUID()}`;
+    const statuses: number[] = [];
+    for (let i = 0; i < 21; i++) statuses.push((await startFrom('198.51.100.72', vars, { requestId }, wrong)).status);
+    expect(statuses.slice(0, 20)).toEqual(Array(20).fill(401));
+    expect(statuses[20]).toBe(429);
+    expect(await nothingStored(requestId)).toBe(true);
+  });
+
+  it('counts a wrong Bearer on the external producer append POST /v1/runs/{id}/events', async () => {
+    const append = (ip: string) =>
+      callWith(vars, '/v1/runs/some-run/events', {
+        method: 'POST',
+        headers: {
+          ...wrong,
+          'CF-Connecting-IP': ip,
+          'Content-Type': 'application/json',
+          'Producer-Id': 'p',
+          'Producer-Epoch': '0',
+          'Producer-Seq': '0',
+        },
+        body: '[]',
+      });
+    await expectLimited('198.51.100.73', append, 401);
+  });
+
+  it('counts a wrong Bearer on a chat turn (POST /v1/chat/{id}/messages and POST /v1/chat)', async () => {
+    const turn = (ip: string) =>
+      callWith(vars, '/v1/chat/wrong-key-chat-0123456789/messages', {
+        method: 'POST',
+        headers: { ...wrong, 'CF-Connecting-IP': ip, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ text: 'hi' }),
+      });
+    await expectLimited('198.51.100.74', turn, 401);
+    const aiSdkTurn = (ip: string) =>
+      callWith(vars, '/v1/chat', {
+        method: 'POST',
+        headers: { ...wrong, 'CF-Connecting-IP': ip, 'Content-Type': 'application/json' },
+        body: JSON.stringify({
+          id: 'wrong-key-usechat-0123456789',
+          messages: [{ id: 'm1', role: 'user', parts: [{ type: 'text', text: 'hi' }] }],
+          trigger: 'submit-message',
+        }),
+      });
+    await expectLimited('198.51.100.75', aiSdkTurn, 401);
+  });
+
+  it('does not count loopback callers, callers with the right key, or callers that present nothing', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 25; i++) {
+      statuses.push((await callWith(vars, '/v1/agents', { headers: { ...wrong, 'CF-Connecting-IP': '127.0.0.1' } })).status);
+      statuses.push((await callWith(vars, '/v1/agents', { headers: { 'CF-Connecting-IP': '198.51.100.76' } })).status);
+    }
+    expect(new Set(statuses)).toEqual(new Set([401]));
+    // The right key is never refused, and never limited by failures (it is a trusted backend).
+    const ok = await callWith(vars, '/v1/agents', {
+      headers: { Authorization: 'Bearer the-right-key', 'CF-Connecting-IP': '198.51.100.76' },
+    });
+    expect(ok.status).toBe(200);
+  });
+});
+
 describe('a profile with a human check', () => {
   const TICKET_SECRET = 'the-ticket-secret-shared-with-the-site-0123';
   const vars = {
