@@ -18,6 +18,24 @@ export const MAX_BODY_BYTES = 64 * 1024;
 z.config(en());
 z.config({ customError: (issue) => (issue.code === 'invalid_type' && issue.input === undefined ? 'Required' : undefined) });
 
+/**
+ * A body's `options`: names to values. A key `__proto__` (JSON.parse makes it
+ * an own key) is refused by name: a record schema would drop it silently,
+ * and no agent has such an option.
+ */
+export const ClientOptions = z._default(
+  z.pipe(
+    z.unknown().check(
+      z.refine((v) => !(typeof v === 'object' && v !== null && Object.hasOwn(v, '__proto__')), {
+        message: 'no agent has an option named __proto__',
+        path: ['__proto__'],
+      }),
+    ),
+    z.record(z.string(), z.unknown()),
+  ),
+  {},
+);
+
 export const StartRunBody = z.object({
   // Length in UTF-16 code units (JavaScript's `length`), as the client sees it.
   query: z.string().check(z.minLength(1), z.maxLength(16_000)),
@@ -35,7 +53,7 @@ export const StartRunBody = z.object({
     ),
     [],
   ),
-  options: z._default(z.record(z.string(), z.unknown()), {}),
+  options: ClientOptions,
   // A client-chosen secret: a retried POST with it attaches even when the token was lost.
   startSecret: z.optional(z.string().check(z.regex(START_SECRET, 'must be 16..256 printable ASCII characters'))),
   // Human-check evidence for profiles that ask for it (README, "Deploying in public").

@@ -3,6 +3,7 @@
  * `DefaultChatTransport` sends, and edgestream's own.
  */
 import * as z from 'zod/mini';
+import { ClientOptions } from '../schemas';
 
 /**
  * The JSON body limit of `POST /v1/chat`. `useChat` sends the whole
@@ -14,7 +15,7 @@ export const MAX_USE_CHAT_BODY_BYTES = 1024 * 1024;
 const Trigger = z.enum(['submit-message', 'regenerate-message']);
 const Evidence = {
   agent: z.optional(z.string()),
-  options: z._default(z.record(z.string(), z.unknown()), {}),
+  options: ClientOptions,
   ticket: z.optional(z.string().check(z.maxLength(4096))),
   turnstileToken: z.optional(z.string().check(z.maxLength(4096))),
 };

@@ -62,6 +62,27 @@ describe('POST /v1/runs validation', () => {
     await expectError(await postRun({ query: 'q', options: { nope: true } }), 400, 'invalid_request');
   });
 
+  it('rejects an option named __proto__ by name instead of dropping it (runs and chat turns)', async () => {
+    const raw = (body: string, path = '/v1/runs') => call(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
+    const requestId = `proto-${crypto.randomUUID()}`;
+    for (const options of ['{"__proto__":{"tokens":1}}', '{"tokens":1,"__proto__":{}}', '{"__proto__":null}']) {
+      const err = (await expectError(
+        await raw(`{"query":"q","requestId":"${requestId}","options":${options}}`),
+        400,
+        'invalid_request',
+      )) as any;
+      expect(err.issues).toEqual([{ path: ['options', '__proto__'], message: expect.stringContaining('__proto__') }]);
+      expect(err.message).toContain('options.__proto__');
+    }
+    expect((await call(`/v1/runs/${requestId}`, { headers: { Authorization: 'Bearer x' } })).status).toBe(404);
+    const chatErr = (await expectError(
+      await raw('{"text":"hi","options":{"__proto__":{"tokens":1}}}', '/v1/chat/proto-chat-0123456789abcdef/messages'),
+      400,
+      'invalid_request',
+    )) as any;
+    expect(chatErr.message).toContain('options.__proto__');
+  });
+
   it('rejects an unknown agent and names the available ones', async () => {
     const err = await expectError(await postRun({ query: 'q', agent: 'nope' }), 400, 'unknown_agent');
     expect(err.message).toMatch(/demo/);
