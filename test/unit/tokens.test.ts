@@ -60,6 +60,48 @@ describe('run tokens', () => {
     expect((await status({}, 'tok-mac-a', a.token)).status).toBe(200);
   });
 
+  it("with TOKEN_SECRET: a forged token is refused by the Worker without waking the run's Durable Object", async () => {
+    const vars = { TOKEN_SECRET: 'a-deployment-token-secret-0123456789abcdef' };
+    const a = (await (await start(vars, { requestId: 'tok-mac-wake' })).json()) as any;
+    const b = (await (await start(vars, { requestId: 'tok-mac-wake-b' })).json()) as any;
+    // The Worker with a RUNS namespace that counts every use of it (get, idFromName, ...).
+    let uses = 0;
+    const RUNS = new Proxy(env.RUNS, {
+      get(target, key) {
+        const value = Reflect.get(target, key, target);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          uses++;
+          return value.apply(target, args);
+        };
+      },
+    });
+    const counted = (path: string, token: string, init: RequestInit = {}) =>
+      worker.fetch(
+        new Request(`${BASE}${path}`, { ...init, headers: { Authorization: `Bearer ${token}` } }),
+        { ...env, ...vars, RUNS },
+        createExecutionContext(),
+      );
+    const [random] = a.token.split('.');
+    for (const forged of [b.token, `${random}.${'A'.repeat(22)}`, random]) {
+      for (const [path, init] of [
+        ['/v1/runs/tok-mac-wake', {}],
+        ['/v1/runs/tok-mac-wake/events', {}],
+        ['/v1/runs/tok-mac-wake/events', { method: 'HEAD' }],
+        ['/v1/runs/tok-mac-wake/cancel', { method: 'POST' }],
+      ] as const) {
+        const res = await counted(path, forged, init);
+        expect(res.status).toBe(404);
+        await res.body?.cancel();
+      }
+    }
+    expect(uses).toBe(0);
+    // The right token reaches the run: the namespace is used.
+    const ok = await counted('/v1/runs/tok-mac-wake', a.token);
+    expect(ok.status).toBe(200);
+    expect(uses).toBeGreaterThan(0);
+  });
+
   it('of runs stored before hashing (plain tokens in the row) still open them', async () => {
     await start({}, { requestId: 'tok-legacy' });
     await runInDurableObject(env.RUNS.get(env.RUNS.idFromName('tok-legacy')), (_o, state) => {
