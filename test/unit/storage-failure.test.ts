@@ -3,9 +3,10 @@
 // written, it is not reported as ended until the watchdog alarm stores it.
 // Storage is made to fail inside the run's own Durable Object.
 import { env } from 'cloudflare:workers';
-import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { call, createRun, readAll, range, seqs, waitUntilEnded } from './helpers';
+import worker from '../../src/index';
+import { BASE, call, createRun, readAll, range, seqs, waitUntilEnded } from './helpers';
 
 const stubFor = (requestId: string) => env.RUNS.get(env.RUNS.idFromName(requestId));
 
@@ -79,5 +80,77 @@ describe('a storage failure while the agent runs', () => {
     expect(seqs(events)).toEqual(range(1, events.length));
     expect(events.slice(-2).map((e) => e.event)).toEqual(['error', 'done']);
     expect(events.filter((e) => e.event === 'delta').length).toBeLessThan(200);
+  });
+});
+
+describe('a storage failure while a run is created', () => {
+  /** Make the run's `INSERT INTO run` throw inside the create transaction, before the run exists. */
+  async function failCreate(requestId: string): Promise<{ attempts: () => number; restore: () => Promise<void> }> {
+    let attempts = 0;
+    let restore: () => void = () => {};
+    await runInDurableObject(stubFor(requestId), (_o, state) => {
+      const sql = state.storage.sql;
+      const real = sql.exec;
+      sql.exec = ((query: string, ...args: unknown[]) => {
+        if (/^\s*INSERT INTO run\b/.test(query)) {
+          attempts++;
+          throw new Error('SQLITE_FULL: database or disk is full');
+        }
+        return real.call(sql, query, ...(args as [])) as never;
+      }) as typeof sql.exec;
+      restore = () => void (sql.exec = real);
+    });
+    return { attempts: () => attempts, restore: () => runInDurableObject(stubFor(requestId), () => restore()) };
+  }
+  const tables = (requestId: string) =>
+    runInDurableObject(stubFor(requestId), (_o, state) =>
+      state.storage.sql
+        .exec("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .toArray()
+        .map((r) => r.name),
+    );
+  const IP = '198.51.100.90';
+  const vars = { LIMIT_RUNNING_PER_CLIENT: '1' };
+  const start = (requestId: string, headers: Record<string, string> = {}) =>
+    worker.fetch(
+      new Request(`${BASE}/v1/runs`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'CF-Connecting-IP': IP, ...headers },
+        body: JSON.stringify({ requestId, query: 'q', options: { tokens: 2, delayMs: 0 } }),
+      }),
+      { ...env, ...vars },
+      createExecutionContext(),
+    );
+
+  it('answers 500 internal as JSON, leaves no half-made run, frees the client slot, and a retry creates the run', async () => {
+    for (const accept of [{}, { Accept: 'text/event-stream' }] as Record<string, string>[]) {
+      const requestId = `create-fails-${crypto.randomUUID()}`;
+      const failing = await failCreate(requestId);
+      const res = await start(requestId, accept);
+      expect(res.status).toBe(500);
+      expect(res.headers.get('Content-Type')).toMatch(/^application\/json/);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('internal');
+      expect(JSON.stringify(body)).not.toMatch(/SQLITE|\bat .*\.(ts|js):\d+/); // no internal message, no stack
+      expect(failing.attempts()).toBeGreaterThan(0);
+      // Nothing of the run is left: no tables (the transaction rolled back), no status, no stream.
+      expect(await tables(requestId)).toEqual([]);
+      expect((await call(`/v1/runs/${requestId}`, { headers: { Authorization: 'Bearer any-token' } })).status).toBe(404);
+      await failing.restore();
+      // The retry of the same POST creates the run (the client's running slot, LIMIT_RUNNING_PER_CLIENT=1, was given back).
+      let retried: Response | undefined;
+      const end = Date.now() + 5_000;
+      do {
+        retried = await start(requestId, accept);
+        if (retried.status === 429) await new Promise((r) => setTimeout(r, 50));
+      } while (retried.status === 429 && Date.now() < end);
+      expect(retried.status).toBe('Accept' in accept ? 200 : 201);
+      const token = retried.headers.get('X-Run-Token') ?? ((await retried.json()) as { token: string }).token;
+      if ('Accept' in accept) await retried.body!.cancel();
+      expect(await waitUntilEnded(requestId, token)).toMatchObject({ state: 'completed' });
+      const { events } = await readAll(requestId, token);
+      expect(events[0]).toMatchObject({ id: '1', event: 'run' });
+      expect(events.at(-1)).toMatchObject({ event: 'done', data: { state: 'completed' } });
+    }
   });
 });
