@@ -30,6 +30,9 @@ interface Deployment {
 let docs: Deployment;
 let builtin: Deployment;
 let keyed: Deployment;
+/** Tiny client token budget and the shortest reader age (READER_MAX_AGE_SECONDS' minimum, src/config.ts). */
+let budgeted: Deployment;
+const READER_MAX_AGE_S = 10;
 
 /** A wrangler dev with its own fake upstream, so each fake's requests are that deployment's alone. */
 async function deploy(vars: Record<string, string>): Promise<Deployment> {
@@ -41,11 +44,16 @@ async function deploy(vars: Record<string, string>): Promise<Deployment> {
 }
 
 beforeAll(async () => {
-  [docs, builtin, keyed] = await Promise.all([deploy({ PROFILES: JSON.stringify(DOCS) }), deploy({}), deploy({ ...BACKEND_VARS })]);
+  [docs, builtin, keyed, budgeted] = await Promise.all([
+    deploy({ PROFILES: JSON.stringify(DOCS) }),
+    deploy({}),
+    deploy({ ...BACKEND_VARS }),
+    deploy({ BUDGET_CLIENT_TOKENS_PER_DAY: '1', READER_MAX_AGE_SECONDS: String(READER_MAX_AGE_S) }),
+  ]);
 });
 afterAll(async () => {
-  await Promise.all([docs, builtin, keyed].map((d) => d?.server.stop()));
-  await Promise.all([docs, builtin, keyed].map((d) => d?.fake.close()));
+  await Promise.all([docs, builtin, keyed, budgeted].map((d) => d?.server.stop()));
+  await Promise.all([docs, builtin, keyed, budgeted].map((d) => d?.fake.close()));
 });
 
 const start = (base: string, body: object, headers: Record<string, string> = {}) =>
@@ -197,5 +205,81 @@ describe('the built-in openai profile (PROFILES unset)', () => {
     expectKeyOnlyInAuthorization(keyed.fake.requests[0]!);
     // The service's API key is the caller's business; it never reaches the model endpoint.
     expect(JSON.stringify(keyed.fake.requests[0]!.headers)).not.toContain(BACKEND_KEY);
+  });
+});
+
+describe('limits of an anonymous client through the edge (CF-Connecting-IP), seen from the upstream', () => {
+  const PUBLIC_IP = { 'CF-Connecting-IP': '198.51.100.200' };
+
+  it('a client over its token budget is refused with 429 quota_exceeded, and the refused start sends nothing upstream and stores nothing', async () => {
+    const res = await start(budgeted.server.url, { agent: 'openai', query: 'How do I resume a stream?' }, PUBLIC_IP);
+    expect(res.status).toBe(201);
+    const { requestId, token } = (await res.json()) as { requestId: string; token: string };
+    const read = await readSse(`${budgeted.server.url}/v1/runs/${requestId}/events?token=${token}`, {
+      signal: AbortSignal.timeout(30_000),
+    });
+    expect(read.events.at(-1)!.data).toMatchObject({ type: 'done', state: 'completed' });
+    expect(budgeted.fake.requests).toHaveLength(1);
+    // The run's tokens are charged when it ends (a moment after its done): retry until the budget refuses.
+    let refused: Response | undefined;
+    let refusedId = '';
+    const until = Date.now() + 10_000;
+    for (;;) {
+      refusedId = `over-budget-${crypto.randomUUID()}`;
+      refused = await start(budgeted.server.url, { agent: 'openai', query: 'Once more?', requestId: refusedId }, PUBLIC_IP);
+      if (refused.status === 429 || Date.now() > until) break;
+      // An accepted start here would be a run; let it end before asking again.
+      const { token: t } = (await refused.json()) as { token: string };
+      await readSse(`${budgeted.server.url}/v1/runs/${refusedId}/events?token=${t}`, { signal: AbortSignal.timeout(30_000) });
+    }
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as any).error.code).toBe('quota_exceeded');
+    expect(Number(refused.headers.get('Retry-After'))).toBeGreaterThan(0);
+    const upstreamCalls = budgeted.fake.requests.length;
+    // Refused again, streamed this time: still nothing sent upstream.
+    const streamed = await start(
+      budgeted.server.url,
+      { agent: 'openai', query: 'And now?' },
+      { ...PUBLIC_IP, Accept: 'text/event-stream' },
+    );
+    expect(streamed.status).toBe(429);
+    await streamed.body?.cancel();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(budgeted.fake.requests).toHaveLength(upstreamCalls);
+    // Nothing of the refused run exists: no status, no rows in any Durable Object file.
+    expect((await fetch(`${budgeted.server.url}/v1/runs/${refusedId}`, { headers: { Authorization: 'Bearer x' } })).status).toBe(404);
+    expect(storedRun(budgeted.server.persistDir, refusedId)).toBeNull();
+    // Another client still may.
+    const other = await start(
+      budgeted.server.url,
+      { query: 'demo', options: { tokens: 1, delayMs: 0 } },
+      { 'CF-Connecting-IP': '198.51.100.201' },
+    );
+    expect(other.status).toBe(201);
+  });
+
+  it(`closes a reader's stream without done after READER_MAX_AGE_SECONDS (${READER_MAX_AGE_S} s); the reader resumes where it was`, async () => {
+    const res = await start(budgeted.server.url, { query: 'long', options: { tokens: 2000, delayMs: 20 } });
+    expect(res.status).toBe(201);
+    const { requestId, token } = (await res.json()) as { requestId: string; token: string };
+    const url = `${budgeted.server.url}/v1/runs/${requestId}/events`;
+    const opened = Date.now();
+    const first = await readSse(url, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
+    const age = (Date.now() - opened) / 1000;
+    expect(first.status).toBe(200);
+    expect(age).toBeGreaterThanOrEqual(READER_MAX_AGE_S - 0.5);
+    expect(age).toBeLessThan(READER_MAX_AGE_S + 5);
+    expect(first.events.some((e) => e.event === 'done')).toBe(false);
+    const lastId = Number(first.events.at(-1)!.id);
+    expect(lastId).toBeGreaterThan(1);
+    // Resume: the next event is the one after the last received, none lost or repeated.
+    const next = await readSse(
+      url,
+      { headers: { Authorization: `Bearer ${token}`, 'Last-Event-ID': String(lastId) }, signal: AbortSignal.timeout(30_000) },
+      (events) => events.length >= 3,
+    );
+    expect(next.status).toBe(200);
+    expect(Number(next.events[0]!.id)).toBe(lastId + 1);
+    await fetch(`${budgeted.server.url}/v1/runs/${requestId}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
   });
 });

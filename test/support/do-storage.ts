@@ -28,6 +28,9 @@ export function storedRun(persistDir: string, requestId: string): StoredRun | nu
     if (!file.endsWith('.sqlite') || file === 'metadata.sqlite') continue;
     const db = new DatabaseSync(join(dir, file), { readOnly: true });
     try {
+      // An object that was asked but created nothing (a refused start) has a file without tables.
+      const hasRun = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'run'").get() !== undefined;
+      if (!hasRun) continue;
       const run = db.prepare('SELECT request_id FROM run').get() as { request_id: string } | undefined;
       if (run?.request_id !== requestId) continue;
       return readLog(db);

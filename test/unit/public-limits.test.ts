@@ -6,6 +6,8 @@ import { createExecutionContext, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import worker from '../../src/index';
 import { signTicket } from '../../src/human/ticket';
+import { clientKey } from '../../src/limits/client-key';
+import { releaseRun } from '../../src/limits/usage';
 import { BASE, readSse } from './helpers';
 
 type Vars = Record<string, string>;
@@ -20,12 +22,18 @@ const startFrom = (ip: string, vars: Vars, body: object = {}, headers: Record<st
 const LONG = { options: { tokens: 1000, delayMs: 50 } };
 const errorOf = async (res: Response) => ((await res.json()) as { error: { code: string; message: string } }).error;
 
-/** True when the run's object holds no run at all (nothing was started or stored). */
-const nothingStored = (requestId: string) =>
-  runInDurableObject(
+/**
+ * True when nothing of run `requestId` exists: an API key (which opens every
+ * run) gets 404 for its status, and its object holds no table at all.
+ */
+async function nothingStored(requestId: string): Promise<boolean> {
+  const status = await callWith({ API_KEYS: 'k' }, `/v1/runs/${requestId}`, { headers: { Authorization: 'Bearer k' } });
+  if (status.status !== 404) return false;
+  return runInDurableObject(
     env.RUNS.get(env.RUNS.idFromName(requestId)),
     (_o, state) => state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().length === 0,
   );
+}
 
 async function until(check: () => Promise<boolean>, ms = 5_000): Promise<void> {
   const end = Date.now() + ms;
@@ -101,16 +109,40 @@ describe('daily budgets', () => {
     expect((await startFrom('198.51.100.21', vars)).status).toBe(201); // another client still may
   });
 
+  it('refuse a client over its model tokens for the day with 429 quota_exceeded, starting nothing', async () => {
+    // demo runs cost 0 tokens and a model agent needs an upstream: charge the client's counter as a finished model run would.
+    await releaseRun(env, clientKey('198.51.100.25')!, 'a-finished-model-run', { tokens: 500, rows: 0 });
+    const vars = { BUDGET_CLIENT_TOKENS_PER_DAY: '500' };
+    for (const headers of [{}, { Accept: 'text/event-stream' }] as Record<string, string>[]) {
+      const requestId = `token-budget-${crypto.randomUUID()}`;
+      const refused = await startFrom('198.51.100.25', vars, { requestId }, headers);
+      expect(refused.status).toBe(429);
+      const error = await errorOf(refused);
+      expect(error.code).toBe('quota_exceeded');
+      expect(error.message).toMatch(/token/i);
+      expect(Number(refused.headers.get('Retry-After'))).toBeGreaterThan(0);
+      expect(await nothingStored(requestId)).toBe(true);
+    }
+    // Under the budget it starts: the same client with a larger one, and another client with this one.
+    expect((await startFrom('198.51.100.25', { BUDGET_CLIENT_TOKENS_PER_DAY: '501' })).status).toBe(201);
+    expect((await startFrom('198.51.100.26', vars)).status).toBe(201);
+  });
+
   it('refuse every anonymous client once the deployment is over its budget, but not API-key callers', async () => {
     const done = await startFrom('198.51.100.30', {}, {}, { Accept: 'text/event-stream' });
     await readSse(done);
     const vars = { BUDGET_DEPLOYMENT_ROWS_PER_DAY: '1' };
     let refused: Response | undefined;
+    let refusedId = '';
     await until(async () => {
-      refused = await startFrom('198.51.100.31', vars, { requestId: `dep-budget-${Date.now()}` });
+      refusedId = `dep-budget-${crypto.randomUUID()}`;
+      refused = await startFrom('198.51.100.31', vars, { requestId: refusedId });
       return refused.status === 429;
     });
     expect((await errorOf(refused!)).code).toBe('quota_exceeded');
+    expect(Number(refused!.headers.get('Retry-After'))).toBeGreaterThan(0);
+    expect(Number(refused!.headers.get('Retry-After'))).toBeLessThanOrEqual(86_400);
+    expect(await nothingStored(refusedId)).toBe(true);
     expect((await startFrom('198.51.100.31', { ...vars, API_KEYS: 'k' }, {}, { Authorization: 'Bearer k' })).status).toBe(201);
   });
 });
@@ -154,15 +186,17 @@ describe('failed authentication', () => {
     const res = await startFrom('127.0.0.1', {});
     const { requestId, token } = (await res.json()) as any;
     const statuses: number[] = [];
+    let retryAfter: string | null = null;
     for (let i = 0; i < 21; i++) {
       const r = await callWith({}, `/v1/runs/${requestId}`, {
         headers: { Authorization: `Bearer wrong-${i}`, 'CF-Connecting-IP': '198.51.100.50' },
       });
       statuses.push(r.status);
+      retryAfter = r.headers.get('Retry-After');
     }
     expect(statuses.slice(0, 20).every((s) => s === 404)).toBe(true);
     expect(statuses[20]).toBe(429);
-    expect(statuses.slice(0, 20).every((s) => s === 404)).toBe(true);
+    expect(retryAfter).toBe('60');
     const ok = await callWith({}, `/v1/runs/${requestId}`, {
       headers: { Authorization: `Bearer ${token}`, 'CF-Connecting-IP': '198.51.100.51' },
     });
@@ -315,9 +349,19 @@ describe('a profile with a human check', () => {
 
   it('counts refused tickets as failed authentications: 429 after 20 from one client', async () => {
     const statuses: number[] = [];
-    for (let i = 0; i < 21; i++) statuses.push((await startFrom('198.51.100.62', vars, { options: {}, ticket: `v1.guess${i}.x` })).status);
+    let last: Response | undefined;
+    for (let i = 0; i < 21; i++) {
+      last = await startFrom('198.51.100.62', vars, {
+        options: {},
+        ticket: `v1.guess${i}.x`,
+        requestId: `guess-${i}-${crypto.randomUUID()}`,
+      });
+      statuses.push(last.status);
+    }
     expect(statuses.slice(0, 20).every((s) => s === 403)).toBe(true);
     expect(statuses[20]).toBe(429);
+    expect(last!.headers.get('Retry-After')).toBe('60');
+    expect((await errorOf(last!)).code).toBe('rate_limited');
   });
 
   it('tells a widget what it needs in GET /v1/agents', async () => {
