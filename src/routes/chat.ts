@@ -123,7 +123,7 @@ chat.get('/:id/events', async (c) => {
   // A client following one turn names it: a turn that started since is not the one its Last-Event-ID counts in.
   const pinned = c.req.query('requestId');
   const turn = await chatStub(c, chatId).activeTurn(auth, pinned);
-  if (turn.kind === 'not_found' || turn.kind === 'no_chat') throw await notFound(c, presented && turn.kind === 'not_found', client);
+  if (turn.kind === 'not_found' || turn.kind === 'no_chat') throw await notFound(c, presented, client);
   if (turn.kind === 'none') return c.body(null, 204);
   const { run, caller } = turnRun(c, turn.requestId, auth.apiKey);
   const read = await run.read(caller, afterSeq);

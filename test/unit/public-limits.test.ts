@@ -275,6 +275,14 @@ describe('failed authentication by a wrong API key', () => {
     await expectLimited('198.51.100.75', aiSdkTurn, 401);
   });
 
+  it('counts a chat credential that opens nothing, also for a chat that does not exist (GET /v1/chat/{id}/events)', async () => {
+    const read = (ip: string) =>
+      callWith({}, '/v1/chat/no-such-chat-0123456789abcdef/events', {
+        headers: { Authorization: 'Bearer a-guessed-chat-token', 'CF-Connecting-IP': ip },
+      });
+    await expectLimited('198.51.100.77', read, 404);
+  });
+
   it('does not count loopback callers, callers with the right key, or callers that present nothing', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 25; i++) {
