@@ -100,6 +100,9 @@ export function newChatId(): string {
   return `c_${btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')}`;
 }
 
+/** Set while `Chat.restore` constructs: the handle is in storage already. */
+let restoring = false;
+
 export class Chat {
   /** Changes when the chat is gone and a new one takes its place (see `send`). */
   chatId: string;
@@ -112,19 +115,22 @@ export class Chat {
     this.chatId = opts.chatId ?? newChatId();
     this.token = opts.token;
     this.#fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
-    this.#save();
+    if (!restoring) this.#save();
   }
 
-  /** The chat kept under `persistKey`, or null when there is none. */
+  /**
+   * The chat kept under `persistKey`, or null when there is none. Writes
+   * nothing: another tab reading the key meanwhile must never see the
+   * handle without its token (and an unchanged key fires no `storage` event).
+   */
   static restore(opts: ChatOptions & { persistKey: string }): Chat | null {
     const handle = loadChat(opts.persistKey, opts.storage);
     if (!handle) return null;
+    restoring = true;
     const chat = new Chat({ ...opts, chatId: handle.chatId });
+    restoring = false;
     // The stored token is the chat's, not one the app configured: a chat that is gone takes it along.
-    if (handle.token !== undefined) {
-      chat.token = handle.token;
-      chat.#save();
-    }
+    if (handle.token !== undefined) chat.token = handle.token;
     return chat;
   }
 
