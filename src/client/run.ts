@@ -561,7 +561,7 @@ const PROBE_TIMEOUT_MS = 5_000;
  * CORS GET of `/v1/agents` must fail. Both together mean the service is up and
  * does not allow this page's origin. Returns the error to end with, or null.
  */
-async function originRefused(endpoint: string, fetchFn: typeof fetch): Promise<ClientError | null> {
+export async function originRefused(endpoint: string, fetchFn: typeof fetch): Promise<ClientError | null> {
   const origin = globalThis.location?.origin;
   if (typeof document === 'undefined' || !origin || origin === 'null' || isOffline()) return null;
   const target = new URL(endpoint);

@@ -10,10 +10,13 @@
  * data-ticket-url (the site's start-ticket endpoint), data-turnstile-sitekey
  * (see widget-human.ts for both: the human check of a public agent).
  *
- * A conversation: every question is a turn (question, plan, steps, answer,
- * final state); earlier completed turns go to the agent as `messages`. The
- * turns' run handles are kept in sessionStorage, and a reload replays each
- * turn from the server's log (the unfinished last one then follows live).
+ * A conversation is a chat the server keeps (`Chat`, ./chat.ts): the browser
+ * keeps only the chat's `{chatId, token}`, in localStorage under a key per
+ * endpoint and agent, so a reload, another tab of the site or another device
+ * with the same credential shows the same conversation. On load the widget
+ * reads it from the server (`GET .../messages`) and follows a turn still
+ * running from its first event. "New chat" forgets the handle (and stops a
+ * running turn); the server deletes a chat RUN_TTL_SECONDS after its last turn.
  *
  * Model output is untrusted: the answer is markdown rendered by
  * widget-markdown.ts into elements and text nodes, never HTML; everything
@@ -26,9 +29,9 @@
  * when the network is back), a connection given up on (Retry; also retried
  * by itself when the browser comes back online or the tab is looked at again).
  */
-import { AgentRun, type RunOptions } from './run';
-import { clearHandle, loadHandle } from './persist';
-import type { ChatMessage, ConnectionState, RunEvent, TerminalState } from './types';
+import { Chat, ChatError, type ChatView, type TurnOptions } from './chat';
+import { AgentRun, originRefused } from './run';
+import type { ClientError, ConnectionState, RunEvent, TerminalState } from './types';
 import { humanCheck } from './widget-human';
 import { markdownView } from './widget-markdown';
 import { PHONE_MAX_PX, WIDGET_CSS } from './widget-style';
@@ -48,44 +51,27 @@ interface WidgetConfig {
   turnstileSiteKey: string | undefined;
 }
 
-/** What a reload needs to replay one turn from the server's log. */
-interface SavedTurn {
-  question: string;
-  requestId: string;
-  token: string;
-}
-
-/** What `history` needs of a turn. */
-export interface PastTurn {
+/** One question and everything its turn showed. */
+interface Turn {
   question: string;
   /** The answer's text so far. */
   answer: string;
-  /** The run's terminal state once its `done` arrived. */
+  /** The run's terminal state once its `done` arrived (or as the server stored it). */
   state?: TerminalState;
-}
-
-/** One question and everything its run showed. */
-interface Turn extends PastTurn {
-  requestId?: string;
-  token?: string;
-  /** The run this turn follows; callbacks of any other run are stale. */
+  /** The answer's id in the chat (its run's requestId), once the server took the turn. */
+  id?: string;
+  /** The run this turn follows. */
   run?: AgentRun;
-  /** Waiting for the human check's evidence; no run yet. */
+  /** Who may touch the turn: callbacks of any earlier follow of it are stale. */
+  gen?: object;
+  /** Waiting for the human check's evidence or the server's answer; no run yet. */
   pending?: boolean;
-  /** Events up to this seq were seen before a reload: replay them without announcing them again. */
-  quietUpTo: number;
+  /** Why the turn could not start (the server refused it, or could not be reached). */
+  error?: ClientError;
   el: ReturnType<typeof renderTurn>;
   /** The answer's markdown view: each delta is written to it. */
   md: ReturnType<typeof markdownView>;
 }
-
-/** The server refuses bodies over 64 KiB; stay well under it. */
-export const MAX_BODY_BYTES = 48 * 1024;
-/**
- * Turns kept in the panel and in storage; the oldest go first. Bounds what a
- * reload replays at once (each turn is one request to the server's log).
- */
-export const MAX_TURNS = 20;
 
 const svg = (path: string) =>
   `<svg width="20" height="20" viewBox="0 0 24 24" aria-hidden="true" focusable="false" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">${path}</svg>`;
@@ -116,29 +102,6 @@ const STICK_PX = 40;
 /** How long "Copied" shows on a copy button before it says "Copy" again. */
 const COPIED_MS = 2_000;
 
-const bytes = (value: unknown) => new TextEncoder().encode(JSON.stringify(value)).length;
-
-/**
- * Earlier turns as chat `messages`: only completed turns with an answer, the
- * newest kept first, and no more than `budget` bytes of JSON (older turns are
- * dropped first, so the request body stays under the server's limit).
- */
-export function history(turns: PastTurn[], budget: number): ChatMessage[] {
-  const messages: ChatMessage[] = [];
-  for (let i = turns.length - 1; i >= 0; i--) {
-    const t = turns[i]!;
-    if (t.state !== 'completed' || !t.answer) continue;
-    const pair: ChatMessage[] = [
-      { role: 'user', content: t.question },
-      { role: 'assistant', content: t.answer },
-    ];
-    budget -= bytes(pair);
-    if (budget < 0) break;
-    messages.unshift(...pair);
-  }
-  return messages;
-}
-
 function readConfig(script: HTMLScriptElement | null): WidgetConfig {
   const data = script?.dataset ?? {};
   const origin = script?.src ? new URL(script.src, location.href).origin : location.origin;
@@ -163,15 +126,6 @@ function parseOptions(raw: string | undefined): Record<string, unknown> | undefi
   } catch {
     console.warn('edgestream widget: data-options is not a JSON object; ignored');
     return undefined;
-  }
-}
-
-function loadTurns(key: string): SavedTurn[] {
-  try {
-    const list = JSON.parse(sessionStorage.getItem(key) ?? '[]') as SavedTurn[];
-    return Array.isArray(list) ? list.filter((t) => [t?.question, t?.requestId, t?.token].every((v) => typeof v === 'string')) : [];
-  } catch {
-    return []; // blocked storage or a value we did not write
   }
 }
 
@@ -276,7 +230,7 @@ function errorMessage(e: { code: string; message: string } | undefined): string 
 /** The Clipboard API exists only in secure contexts (https, localhost): elsewhere there is no Copy button. */
 const canCopy = () => !!globalThis.navigator?.clipboard;
 
-const ended = (run: AgentRun) => run.state === 'closed' || run.state === 'error';
+const isOver = (run: AgentRun) => run.state === 'closed' || run.state === 'error';
 /** The phone layout (widget-style.ts): the panel fills the screen. */
 const isPhone = () => matchMedia(`(max-width: ${PHONE_MAX_PX}px)`).matches;
 
@@ -287,12 +241,30 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
   host.dataset.theme = config.theme;
   const root = host.attachShadow({ mode: 'open' });
   const el = render(root, config);
-  /** The live turn's run handle (AgentRun keeps it until `done`). */
-  const persistKey = `edgestream-widget:${config.endpoint}`;
-  const turnsKey = `${persistKey}:turns`;
+  /** The chat's `{chatId, token}`, one per endpoint and agent: every tab of the site shares it. */
+  const chatOptions = {
+    endpoint: config.endpoint,
+    agent: config.agent,
+    options: config.options,
+    persistKey: `edgestream-widget:${config.endpoint}:${config.agent ?? ''}`,
+  };
+  /**
+   * The chat shown; null before the first question (made then). A stored
+   * handle without a token is a chat another tab is creating right now: it
+   * opens nothing yet, so it is left alone rather than taken as gone.
+   */
+  const restore = () => {
+    const c = Chat.restore(chatOptions);
+    return c?.token ? c : null;
+  };
+  let chat = restore();
   const turns: Turn[] = [];
   const human = humanCheck(config, host);
   let scrollQueued = false;
+  /** Reading the conversation from the server: no question until it is shown. */
+  let loading = false;
+  /** The conversation could not be read (offline, say): read it again when the network is back. */
+  let unread = false;
 
   const toBottom = () => (el.body.scrollTop = el.body.scrollHeight);
   const atBottom = () => el.body.scrollHeight - el.body.scrollTop - el.body.clientHeight < STICK_PX;
@@ -336,29 +308,20 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
     if (focus) (open ? el.input : el.launcher).focus();
   };
   const announce = (message: string) => (el.live.textContent = message);
-  const save = () => {
-    const list: SavedTurn[] = turns
-      .filter((t) => t.token)
-      .map(({ question, requestId, token }) => ({ question, requestId: requestId!, token: token! }));
-    try {
-      sessionStorage.setItem(turnsKey, JSON.stringify(list));
-    } catch {
-      // storage blocked: the chat still works, it just won't survive a reload
-    }
-  };
   const showError = (t: Turn, message: string | null) => {
     t.el.error.hidden = message === null;
     t.el.errorText.textContent = message ?? '';
     if (message !== null) reveal(t.el.error);
   };
+  /** The client error a turn ended with: its run's, or its start's. */
+  const failure = (t: Turn | undefined) => (t?.run?.state === 'error' ? t.run.error : t?.error);
   /** The fold's one line: the current step while working, how it ended after. */
   const summarise = (t: Turn) => {
     const steps = t.el.steps.querySelectorAll('li:not(.tool)');
     const current = steps[steps.length - 1]?.textContent ?? '';
-    const run = t.run;
-    const outcome = t.state ?? (run?.state === 'error' ? 'interrupted' : undefined);
+    const outcome = t.state ?? (failure(t) ? 'interrupted' : undefined);
     t.el.turn.dataset.outcome = outcome ?? 'working';
-    // Nothing to unfold before the first step (a run that could not start): the error says it all.
+    // Nothing to unfold before the first step (a run that could not start, a turn read from the chat).
     t.el.work.hidden = !steps.length && !t.el.plan.children.length && !!outcome;
     t.el.summary.textContent =
       outcome === 'completed'
@@ -377,20 +340,22 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
   const sync = () => {
     const last = turns.at(-1);
     const run = last?.run;
-    const state = last?.pending ? 'connecting' : (run?.state ?? 'closed');
+    const error = failure(last);
+    const state = last?.pending ? 'connecting' : error ? 'error' : (run?.state ?? 'closed');
     const offline = state === 'reconnecting' && !!run?.offline;
     el.conn.dataset.state = offline ? 'offline' : state;
-    // Once the run has ended, say how, rather than "Idle"; once the client gave up, say why.
+    // Once the turn has ended, say how, rather than "Idle"; once the client gave up, say why.
+    const ended = state === 'closed' && (run?.runState ?? last?.state);
     el.conn.textContent = offline
       ? 'Offline'
       : state === 'error'
-        ? (ERROR_LABEL[run?.error?.code ?? ''] ?? STATE_LABEL.error)
-        : state === 'closed' && run?.runState
-          ? RUN_LABEL[run.runState]
+        ? (ERROR_LABEL[error?.code ?? ''] ?? STATE_LABEL.error)
+        : ended
+          ? RUN_LABEL[ended]
           : STATE_LABEL[state];
-    const live = !!run && !ended(run);
+    const live = !!run && !isOver(run);
     // Waiting for the human check counts as busy: one question at a time.
-    const busy = live || !!last?.pending;
+    const busy = live || !!last?.pending || loading;
     // Hiding or disabling the focused button would drop keyboard focus to <body>.
     const focused = root.activeElement;
     if ((focused === el.stop && !live) || (focused === el.send && busy)) el.input.focus();
@@ -399,7 +364,7 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
     el.send.disabled = busy;
     el.hint.hidden = turns.length > 0;
     for (const t of turns) {
-      const streaming = !!t.run && !ended(t.run);
+      const streaming = !!t.run && !isOver(t.run);
       t.el.answer.dataset.streaming = String(streaming);
       t.el.answer.setAttribute('aria-busy', String(streaming));
       t.el.tools.hidden = streaming || !t.answer || !canCopy();
@@ -416,11 +381,17 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
     }
   };
 
+  const ended = (t: Turn, state: TerminalState) => {
+    t.md.end();
+    t.state = state;
+    t.el.final.textContent = state === 'completed' ? '' : `Run ${state}.`;
+  };
+
   const onEvent = (t: Turn, event: RunEvent) => {
     document.dispatchEvent(new CustomEvent('edgestream:event', { detail: event }));
-    const loud = event.seq > t.quietUpTo && t === turns.at(-1);
+    const loud = t === turns.at(-1);
     keepAtBottom();
-    const { plan, steps, final } = t.el;
+    const { plan, steps } = t.el;
     const unmark = () => steps.querySelector('[aria-current]')?.removeAttribute('aria-current');
     switch (event.type) {
       case 'plan':
@@ -454,51 +425,58 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
         break;
       case 'done':
         unmark();
-        t.md.end();
-        t.state = event.state;
-        final.textContent = event.state === 'completed' ? '' : `Run ${event.state}.`;
+        ended(t, event.state);
         // A failed run's error was announced already.
         if (loud && event.state !== 'failed') announce(event.state === 'completed' ? 'Answer complete' : `Run ${event.state}.`);
         break;
     }
   };
 
-  const attach = (t: Turn, opts: Partial<RunOptions>) => {
-    t.run?.disconnect();
-    // Only the run this turn follows, in a turn still shown, may touch the page:
-    // a late callback of an abandoned run must not show "Idle" over a new one.
-    const mine = () => t.run === run && turns.includes(t);
-    const run: AgentRun = new AgentRun({
-      endpoint: config.endpoint,
-      ...opts,
-      onEvent: (e) => mine() && onEvent(t, e),
-      onState: (_, r) => {
-        if (!mine()) return;
-        if (!t.token && r.token) {
-          // Identified: from now on a reload can replay this turn.
-          Object.assign(t, { requestId: r.requestId, token: r.token });
-          save();
-        }
-        sync();
-      },
-    });
+  /** Only the latest follow of a turn still shown may touch the page: a late callback of an abandoned one must not. */
+  const claim = (t: Turn) => {
+    const gen = {};
+    t.gen = gen;
+    return () => t.gen === gen && turns.includes(t);
+  };
+  /** The callbacks of a turn's run, and what to do when it ends. */
+  const watch = (t: Turn, mine: () => boolean): Pick<TurnOptions, 'onEvent' | 'onState'> => ({
+    onEvent: (e) => mine() && onEvent(t, e),
+    onState: () => mine() && sync(),
+  });
+  const adopt = (t: Turn, run: AgentRun, mine: () => boolean) => {
     t.run = run;
+    t.id = run.requestId;
     sync();
     void run.finished.then((r) => {
       if (!mine() || r.state !== 'error') return;
-      // A run the server no longer has (expired, or never ours) is dropped quietly.
-      if (r.error?.code === 'run_not_found') return drop(t);
       const message = errorMessage(r.error);
-      if (r.error?.code === 'origin_not_allowed') console.error(`edgestream widget: ${message}`);
       showError(t, message);
       sync();
       if (t === turns.at(-1)) announce(message);
     });
   };
 
-  const addTurn = (question: string, saved?: SavedTurn) => {
+  /** Follow a turn of the chat (another tab's, or one a reload interrupted) from the event after `after`. */
+  const follow = (t: Turn, requestId: string, after = 0) => {
+    t.run?.disconnect();
+    const c = chat!;
+    const mine = claim(t);
+    const path = `/v1/chat/${encodeURIComponent(c.chatId)}/events?requestId=${encodeURIComponent(requestId)}`;
+    adopt(
+      t,
+      new AgentRun({
+        endpoint: config.endpoint,
+        eventsPath: path,
+        resume: { requestId, token: c.token!, lastEventId: after },
+        ...watch(t, mine),
+      }),
+      mine,
+    );
+  };
+
+  const addTurn = (question: string) => {
     const view = renderTurn(question);
-    const t: Turn = { question, answer: '', quietUpTo: 0, ...saved, el: view, md: markdownView(view.answer) };
+    const t: Turn = { question, answer: '', el: view, md: markdownView(view.answer) };
     t.el.retry.addEventListener('click', () => retry(t));
     t.el.copy.addEventListener('click', () => {
       navigator.clipboard.writeText(t.answer).then(
@@ -515,63 +493,144 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
     return t;
   };
 
-  const drop = (t: Turn) => {
-    t.run?.disconnect();
-    t.el.turn.remove();
-    turns.splice(turns.indexOf(t), 1);
-    save();
+  /** Take `t` and every turn after it off the page. */
+  const dropFrom = (t: Turn) => {
+    for (const gone of turns.splice(turns.indexOf(t))) {
+      gone.run?.disconnect();
+      gone.el.turn.remove();
+    }
     sync();
+  };
+
+  /** Show the conversation as the server has it, and follow its running turn. */
+  const show = (view: ChatView) => {
+    if (turns[0]) dropFrom(turns[0]);
+    let question: string | undefined;
+    for (const m of view.messages) {
+      const text = m.parts.map((p) => p.text).join('');
+      if (m.role === 'user') {
+        question = text;
+        continue;
+      }
+      const t = addTurn(question ?? '');
+      question = undefined;
+      t.id = m.id;
+      t.answer = text;
+      t.md.write(text);
+      const meta = m.metadata;
+      if (meta) {
+        ended(t, meta.state as TerminalState);
+        if (meta.error) showError(t, `${meta.error.message}.`);
+      }
+    }
+    if (view.activeTurn) follow(addTurn(question ?? ''), view.activeTurn.requestId);
+  };
+
+  /** Read the conversation from the server. A chat the server no longer has is forgotten without a word. */
+  const load = async () => {
+    const c = chat;
+    if (!c) return;
+    loading = true;
+    sync();
+    try {
+      const view = await c.messages();
+      if (c !== chat) return;
+      unread = false;
+      show(view);
+    } catch (err) {
+      if (c !== chat) return;
+      unread = !(err instanceof ChatError && err.status < 500);
+      // Expired, or its id taken by another's chat: the next question starts a new one.
+      if (err instanceof ChatError && err.code === 'chat_not_found') {
+        c.forget();
+        chat = null;
+      }
+    } finally {
+      if (c === chat || !chat) loading = false;
+      sync();
+    }
+    // A conversation in progress (a reload mid-chat) opens where it was.
+    if (turns.length && el.panel.hidden) setOpen(true);
+  };
+
+  /** Start the turn `t` (`again`: ask the question of that answer again, in its place). */
+  const start = (t: Turn, again?: string) => {
+    const mine = claim(t);
+    t.pending = true;
+    t.error = undefined;
+    sync();
+    // A fresh ticket/token for every start (Retry included); a turn dropped meanwhile starts nothing.
+    human
+      .evidence()
+      .then(async (evidence) => {
+        if (!mine()) return;
+        chat ??= new Chat(chatOptions);
+        const c = chat;
+        const turn = { ...evidence, ...watch(t, mine) };
+        try {
+          const run = await (again ? c.regenerate({ ...turn, messageId: again }) : c.send(t.question, turn));
+          t.pending = false;
+          if (mine()) adopt(t, run, mine);
+          else run.disconnect();
+        } catch (err) {
+          t.pending = false;
+          if (!mine()) return;
+          // Another tab is mid-turn: show that turn (and the chat as it is now); the question waits in the input.
+          if (err instanceof ChatError && err.code === 'chat_busy') {
+            dropFrom(t);
+            el.input.value ||= t.question;
+            return load();
+          }
+          // A fetch that failed outright: the network, or CORS (an origin the service does not allow).
+          t.error =
+            err instanceof ChatError
+              ? err
+              : ((await originRefused(config.endpoint, fetch)) ?? { code: 'unreachable', message: 'Could not reach the chat service' });
+          const message = errorMessage(t.error);
+          if (t.error.code === 'origin_not_allowed') console.error(`edgestream widget: ${message}`);
+          showError(t, message);
+          announce(message);
+          sync();
+        }
+      })
+      .catch((err: Error) => {
+        t.pending = false;
+        if (!mine()) return;
+        showError(t, err.message);
+        announce(err.message);
+        sync();
+      });
   };
 
   const ask = (q: string) => {
     const query = q.trim();
     if (!query || el.send.disabled) return; // one answer at a time
-    const messages = history(turns, MAX_BODY_BYTES - bytes({ query, agent: config.agent, options: config.options }) - 200);
     el.input.value = '';
-    while (turns.length >= MAX_TURNS) drop(turns[0]!);
-    const t = addTurn(query);
-    t.pending = true;
-    sync();
+    start(addTurn(query));
     toBottom(); // asking means wanting to see the answer
-    // A fresh ticket/token for every start (Retry included); a turn dropped meanwhile starts nothing.
-    human.evidence().then(
-      (evidence) => {
-        t.pending = false;
-        if (turns.includes(t)) attach(t, { query, agent: config.agent, options: config.options, messages, persistKey, ...evidence });
-      },
-      (err: Error) => {
-        t.pending = false;
-        if (!turns.includes(t)) return;
-        showError(t, err.message);
-        announce(err.message);
-        sync();
-      },
-    );
   };
 
   const retry = (t: Turn) => {
     const run = t.run;
-    const e = run?.error;
+    const e = failure(t);
+    showError(t, null);
     // A lost connection resumes the same run; a run that failed, or that the server refused, is asked again.
-    if (run?.state === 'error' && run.handle && (e?.code === 'retries_exhausted' || !e?.status || e.status >= 500)) {
-      showError(t, null);
-      attach(t, { resume: run.handle, persistKey });
-    } else {
-      drop(t);
-      ask(t.question);
-    }
+    if (run?.state === 'error' && (e?.code === 'retries_exhausted' || !e?.status || e.status >= 500))
+      return follow(t, run.requestId!, run.lastEventId);
+    const again = t.state && t.id;
+    dropFrom(t);
+    start(addTurn(t.question), again);
   };
 
   const newChat = () => {
+    const c = chat;
     const run = turns.at(-1)?.run;
-    // Nobody can see this answer any more (its token is forgotten): stop paying for it.
-    if (run && !ended(run)) void run.cancel().catch(() => {});
-    for (const t of turns.splice(0)) {
-      t.run?.disconnect();
-      t.el.turn.remove();
-    }
-    clearHandle(persistKey);
-    save();
+    // Nobody will see this answer any more (the chat is forgotten): stop paying for it.
+    if (run && !isOver(run)) void c?.stop().catch(() => {});
+    c?.forget();
+    chat = null;
+    loading = false;
+    if (turns[0]) dropFrom(turns[0]);
     sync();
   };
 
@@ -581,10 +640,22 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
    */
   const resumeLost = () => {
     if (document.visibilityState === 'hidden') return;
+    if (unread) void load();
     for (const t of turns) if (t.run?.state === 'error' && t.run.error?.code === 'retries_exhausted') retry(t);
   };
   addEventListener('online', resumeLost);
   document.addEventListener('visibilitychange', resumeLost);
+  // Another tab started a chat or forgot this one ("New chat"): show the same one here.
+  addEventListener('storage', (e) => {
+    if (e.key !== chatOptions.persistKey) return;
+    const next = restore();
+    if (!e.newValue || (next && next.chatId !== chat?.chatId)) {
+      chat = next;
+      loading = false;
+      if (turns[0]) dropFrom(turns[0]);
+      void load();
+    }
+  });
 
   el.body.addEventListener('scroll', syncJump, { passive: true });
   el.jump.addEventListener('click', () => {
@@ -618,25 +689,17 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
     e.preventDefault();
     ask(el.input.value);
   });
+  // Stops the chat's running turn on the server: its run ends cancelled, in every tab that shows it.
   el.stop.addEventListener('click', () => {
     const t = turns.at(-1);
-    void t?.run?.cancel().catch(() => showError(t, 'Could not stop the run.'));
+    void chat?.stop().catch(() => t && showError(t, 'Could not stop the run.'));
   });
 
-  // After a reload: replay every turn from its first event. The turn that was
-  // still streaming (its handle is under persistKey) keeps that key and goes on live.
-  const live = loadHandle(persistKey);
-  for (const saved of loadTurns(turnsKey).slice(-MAX_TURNS)) {
-    const isLive = live?.requestId === saved.requestId;
-    const t = addTurn(saved.question, saved);
-    t.quietUpTo = isLive ? live!.lastEventId : Infinity;
-    attach(t, { resume: { requestId: saved.requestId, token: saved.token, lastEventId: 0 }, persistKey: isLive ? persistKey : undefined });
-  }
   sync();
   renderLauncher(el.launcher, false, config.title);
   document.body.append(host);
-  // On a phone the open panel covers the whole page: data-open waits for a tap there. A
-  // conversation in progress (a reload mid-chat) still opens where it was.
-  if ((config.open && !isPhone()) || turns.length) setOpen(true);
+  // On a phone the open panel covers the whole page: data-open waits for a tap there.
+  if (config.open && !isPhone()) setOpen(true);
+  void load();
   return { host, ask, newChat, open: () => setOpen(true, true), close: () => setOpen(false, true) };
 }

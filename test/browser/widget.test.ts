@@ -3,10 +3,9 @@ import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { history, MAX_BODY_BYTES, MAX_TURNS } from '../../src/client/widget';
 import { demoText } from '../e2e/demo-reference';
 import { shownDemoText } from './shown-text';
-import { launchBrowser } from '../support/browser';
+import { freshPage, launchBrowser } from '../support/browser';
 import { ROOT, freePort, startDevServer, type DevServer } from '../support/dev-server';
 import { waitForState } from '../support/sse';
 import { startHostSite, type HostSite } from './host-site';
@@ -48,14 +47,30 @@ const w = (page: Page, selector: string) => page.locator(`edgestream-widget ${se
 /** A part of the newest turn. */
 const last = (page: Page, selector: string) => w(page, `.turn:last-child ${selector}`);
 const quickUrl = (extra = '') => `${site.url}/?options=${encodeURIComponent(JSON.stringify(QUICK))}${extra}`;
-const isPost = (r: Request) => r.method() === 'POST' && r.url().endsWith('/v1/runs');
+/** A turn's start: `POST /v1/chat/{chatId}/messages`. */
+const isPost = (r: Request) => r.method() === 'POST' && /\/v1\/chat\/[^/]+\/messages$/.test(r.url());
+/** A run's start (the React hook's): `POST /v1/runs`. */
+const isRunPost = (r: Request) => r.method() === 'POST' && r.url().endsWith('/v1/runs');
+/** The chat's events (a turn followed from another tab, or after a reload). */
+const CHAT_EVENTS = /\/v1\/chat\/[^/]+\/events/;
 /** id or class of the element focused inside the widget ('' when focus is outside it). */
 const focused = (page: Page) =>
   page.evaluate(() => {
     const a = document.querySelector('edgestream-widget')!.shadowRoot!.activeElement;
     return a ? a.id || a.className : '';
   });
-const turnsKey = (page: Page) => page.evaluate((e) => sessionStorage.getItem(`edgestream-widget:${e}:turns`), server.url);
+/** What the widget keeps: the chat's handle, in localStorage, per endpoint and agent. */
+const CHAT_KEY = () => `edgestream-widget:${server.url}:`;
+const storedChat = async (page: Page): Promise<{ chatId: string; token?: string } | null> =>
+  JSON.parse((await page.evaluate((key) => localStorage.getItem(key), CHAT_KEY())) ?? 'null');
+/** The conversation as the server keeps it. */
+async function serverChat(chat: { chatId: string; token?: string }) {
+  const res = await fetch(`${server.url}/v1/chat/${chat.chatId}/messages`, { headers: { Authorization: `Bearer ${chat.token}` } });
+  return {
+    status: res.status,
+    body: (await res.json()) as { messages: { role: string; parts: { text: string }[] }[]; activeTurn: unknown },
+  };
+}
 
 async function ask(page: Page, question: string) {
   await w(page, 'textarea').fill(question);
@@ -86,7 +101,7 @@ async function waitForText(page: Page, minLength: number) {
 
 describe('widget embedded on another origin', () => {
   it('asks a question and streams the answer (CORS)', async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     await page.goto(site.url);
     expect(await w(page, '.hint').isVisible()).toBe(true);
     await ask(page, 'What is edgestream?');
@@ -103,7 +118,7 @@ describe('widget embedded on another origin', () => {
   });
 
   it('survives a runtime kill and restart mid-answer with no duplicated or missing text', async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     await page.goto(site.url);
     await ask(page, 'restart in the middle');
     await waitForText(page, 200);
@@ -116,7 +131,7 @@ describe('widget embedded on another origin', () => {
   });
 
   it('resumes the same answer after a page reload mid-answer', async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     await page.goto(site.url);
     await ask(page, 'reload me');
     await waitForText(page, 150);
@@ -127,120 +142,150 @@ describe('widget embedded on another origin', () => {
     await page.close();
   });
 
-  it('keeps a multi-turn conversation and sends the earlier turns as messages', async () => {
-    const page = await browser.context.newPage();
+  it('keeps a multi-turn conversation on the server: each turn sends only its question', async () => {
+    const page = await freshPage(browser.context);
     await page.goto(quickUrl());
-    const bodies: Array<{ query: string; messages?: unknown[] }> = [];
+    const bodies: Array<{ text: string; messages?: unknown[] }> = [];
     page.on('request', (r) => isPost(r) && bodies.push(r.postDataJSON()));
-    for (const q of ['first question', 'second question', 'third question']) {
+    const questions = ['first question', 'second question', 'third question'];
+    for (const q of questions) {
       await ask(page, q);
       expect(await finalAnswer(page)).toBe(shownDemoText(q, QUICK));
     }
     // every turn stays on screen with its own question, plan, answer and state
     expect(await w(page, '.turn').count()).toBe(3);
-    expect(await w(page, '.question').allTextContents()).toEqual(['first question', 'second question', 'third question']);
-    expect(await w(page, '.answer').allTextContents()).toEqual(
-      ['first question', 'second question', 'third question'].map((q) => shownDemoText(q, QUICK)),
-    );
+    expect(await w(page, '.question').allTextContents()).toEqual(questions);
+    expect(await w(page, '.answer').allTextContents()).toEqual(questions.map((q) => shownDemoText(q, QUICK)));
     expect(await w(page, '.plan').count()).toBe(3);
-    expect(bodies.map((b) => b.query)).toEqual(['first question', 'second question', 'third question']);
-    expect(bodies[0]!.messages ?? []).toEqual([]);
-    expect(bodies[2]!.messages).toEqual([
-      { role: 'user', content: 'first question' },
-      { role: 'assistant', content: demoText('first question', QUICK) },
-      { role: 'user', content: 'second question' },
-      { role: 'assistant', content: demoText('second question', QUICK) },
-    ]);
+    // the server packs the history: the widget sends no earlier turns
+    expect(bodies.map((b) => b.text)).toEqual(questions);
+    expect(bodies.every((b) => b.messages === undefined)).toBe(true);
+    const stored = (await storedChat(page))!;
+    expect(stored.chatId).toMatch(/^c_[\w-]{22}$/);
+    expect(stored.token).toMatch(/^[\w-]{43}$/);
+    const { body } = await serverChat(stored);
+    expect(body.messages.map((m) => m.parts.map((p) => p.text).join(''))).toEqual(questions.flatMap((q) => [q, demoText(q, QUICK)]));
+    // nothing of the conversation is kept in the browser beyond the handle
+    expect(await page.evaluate(() => Object.keys(sessionStorage).filter((k) => k.startsWith('edgestream')))).toEqual([]);
     await page.close();
   });
 
-  it(`keeps at most ${MAX_TURNS} turns, on screen and in storage, forgetting the oldest`, async () => {
-    const page = await browser.context.newPage();
-    await page.goto(quickUrl());
-    const questions = Array.from({ length: MAX_TURNS + 2 }, (_, i) => `question ${i}`);
-    for (const q of questions) {
-      await ask(page, q);
-      await finalAnswer(page);
-    }
-    const kept = questions.slice(-MAX_TURNS);
-    expect(await w(page, '.question').allTextContents()).toEqual(kept);
-    expect(JSON.parse((await turnsKey(page))!).map((t: { question: string }) => t.question)).toEqual(kept);
-    await page.close();
-  });
-
-  it('sends only completed turns with an answer, dropping the oldest to stay under the body limit', () => {
-    const big = 'x'.repeat(10_000);
-    const turns = [
-      ...Array.from({ length: 8 }, (_, i) => ({ question: `q${i}`, answer: big, state: 'completed' as const })),
-      { question: 'cancelled', answer: 'partial', state: 'cancelled' as const },
-      { question: 'no answer', answer: '', state: 'completed' as const },
-      { question: 'streaming', answer: 'half' },
-    ];
-    const messages = history(turns, MAX_BODY_BYTES);
-    expect(JSON.stringify(messages).length).toBeLessThan(MAX_BODY_BYTES);
-    // the newest completed turns that fit, oldest first, in user/assistant pairs
-    expect(messages.filter((m) => m.role === 'user').map((m) => m.content)).toEqual(['q4', 'q5', 'q6', 'q7']);
-    expect(messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant', 'user', 'assistant', 'user', 'assistant']);
-    expect(history(turns, 100)).toEqual([]);
-  });
-
-  it('replays the conversation after a reload, drops runs the server no longer has, and New chat forgets it', async () => {
-    const page = await browser.context.newPage();
+  it('shows the conversation from the server after a reload, and New chat starts an empty one (a new chat on the server)', async () => {
+    const page = await freshPage(browser.context);
     await page.goto(quickUrl());
     await ask(page, 'one');
     await finalAnswer(page);
     await ask(page, 'two');
     await finalAnswer(page);
-    // a turn whose run is gone (expired, say) must vanish quietly
-    await page.evaluate((e) => {
-      const key = `edgestream-widget:${e}:turns`;
-      const list = JSON.parse(sessionStorage.getItem(key)!);
-      sessionStorage.setItem(key, JSON.stringify([{ question: 'gone', requestId: 'web_gone', token: 'nope' }, ...list]));
-    }, server.url);
+    const first = (await storedChat(page))!;
     await page.reload();
     await expect
       .poll(() => w(page, '.answer').allTextContents(), { timeout: 20_000 })
       .toEqual([shownDemoText('one', QUICK), shownDemoText('two', QUICK)]);
     expect(await w(page, '.question').allTextContents()).toEqual(['one', 'two']);
     expect(await w(page, '.error').first().isHidden()).toBe(true);
-    await expect.poll(() => w(page, '.conn').textContent()).toBe('Completed');
-    expect(JSON.parse((await turnsKey(page))!).map((t: { question: string }) => t.question)).toEqual(['one', 'two']);
-    // replayed turns count as history for the next question
-    const post = page.waitForRequest(isPost);
+    expect(await w(page, '.conn').textContent()).toBe('Completed');
+    // the answers went through the markdown renderer, as live ones do
+    expect(await w(page, '.answer p').count()).toBeGreaterThan(1);
+    // the next question continues the same chat
     await ask(page, 'three');
-    expect((await post).postDataJSON().messages).toHaveLength(4);
     await finalAnswer(page);
+    expect((await storedChat(page))!.chatId).toBe(first.chatId);
 
     await w(page, 'button:has-text("New chat")').click();
     expect(await w(page, '.turn').count()).toBe(0);
     expect(await w(page, '.hint').isVisible()).toBe(true);
     expect(await w(page, '.conn').textContent()).toBe('Idle');
-    expect(await turnsKey(page)).toBe('[]');
+    expect(await storedChat(page)).toBeNull();
     await page.reload();
     await w(page, 'textarea').waitFor();
     await page.waitForTimeout(500);
     expect(await w(page, '.turn').count()).toBe(0);
     expect(await w(page, '.hint').isVisible()).toBe(true);
+    await ask(page, 'a new start');
+    expect(await finalAnswer(page)).toBe(shownDemoText('a new start', QUICK));
+    const second = (await storedChat(page))!;
+    expect(second.chatId).not.toBe(first.chatId);
+    expect((await serverChat(second)).body.messages).toHaveLength(2);
+    // the forgotten chat is still on the server (until RUN_TTL_SECONDS after its last turn)
+    expect((await serverChat(first)).body.messages).toHaveLength(6);
     await page.close();
   });
 
-  it('ignores a run it no longer follows: New chat mid-answer cancels it, and its late callbacks change nothing', async () => {
-    const page = await browser.context.newPage();
+  it('forgets a stored chat the server does not have (expired) and starts a new one, with no error shown', async () => {
+    const page = await freshPage(browser.context);
+    await page.goto(quickUrl());
+    await w(page, 'textarea').waitFor();
+    const gone = { chatId: 'c_expiredExpiredExpired1', token: 'x'.repeat(43) };
+    await page.evaluate(([key, value]) => localStorage.setItem(key!, value!), [CHAT_KEY(), JSON.stringify(gone)]);
+    const read = page.waitForResponse((r) => r.url().includes(`/v1/chat/${gone.chatId}/messages`));
+    await page.reload();
+    expect((await read).status()).toBe(404);
+    await page.waitForTimeout(300);
+    expect(await w(page, '.turn').count()).toBe(0);
+    expect(await w(page, '.hint').isVisible()).toBe(true);
+    expect(await w(page, '.conn').textContent()).toBe('Idle');
+    expect(await w(page, 'button[type=submit]').isDisabled()).toBe(false);
+    expect(await storedChat(page)).toBeNull();
+    await ask(page, 'after the expiry');
+    expect(await finalAnswer(page)).toBe(shownDemoText('after the expiry', QUICK));
+    expect(await w(page, '.error').isHidden()).toBe(true);
+    const fresh = (await storedChat(page))!;
+    expect(fresh.chatId).not.toBe(gone.chatId);
+    expect((await serverChat(fresh)).body.messages).toHaveLength(2);
+    await page.close();
+  });
+
+  it('two tabs show one conversation: a turn asked in tab A streams in tab B, and B reloaded mid-answer resumes it', async () => {
+    const a = await freshPage(browser.context);
+    await a.goto(site.url);
+    await ask(a, 'asked in tab A');
+    await waitForText(a, 40);
+    // Tab B of the same site: the same localStorage, so the same chat.
+    const b = await browser.context.newPage();
+    await b.goto(site.url);
+    await expect.poll(() => w(b, '.question').allTextContents(), { timeout: 20_000 }).toEqual(['asked in tab A']);
+    await waitForText(b, 80);
+    // one question at a time, across tabs: B's Send waits for A's turn, and B may stop it
+    expect(await w(b, 'button[type=submit]').isHidden()).toBe(true);
+    expect(await w(b, 'button:has-text("Stop")').isVisible()).toBe(true);
+    const before = await last(b, '.answer').evaluate((el) => el.textContent!.length);
+    await b.reload();
+    await expect.poll(() => w(b, '.question').allTextContents(), { timeout: 20_000 }).toEqual(['asked in tab A']);
+    const expected = shownDemoText('asked in tab A', OPTIONS);
+    expect(await finalAnswer(b)).toBe(expected);
+    expect(await finalAnswer(a)).toBe(expected);
+    expect(expected.length).toBeGreaterThan(before);
+    expect(await w(b, '.turn').count()).toBe(1);
+    // a turn asked in B now shows in A on its next load
+    await ask(b, 'asked in tab B');
+    expect(await finalAnswer(b)).toBe(shownDemoText('asked in tab B', OPTIONS));
+    await a.reload();
+    await expect.poll(() => w(a, '.question').allTextContents(), { timeout: 20_000 }).toEqual(['asked in tab A', 'asked in tab B']);
+    expect(await w(a, '.answer').allTextContents()).toEqual([expected, shownDemoText('asked in tab B', OPTIONS)]);
+    await b.close();
+    await a.close();
+  });
+
+  it('ignores a run it no longer follows: New chat mid-answer stops it, and its late callbacks change nothing', async () => {
+    const page = await freshPage(browser.context);
     await page.goto(site.url);
+    const started = page.waitForResponse((r) => isPost(r.request()));
     await ask(page, 'abandon me');
+    const oldId = ((await (await started).json()) as { requestId: string }).requestId;
     await waitForText(page, 40);
-    const oldId = await page.evaluate((e) => JSON.parse(sessionStorage.getItem(`edgestream-widget:${e}`)!).requestId, server.url);
+    const oldChat = (await storedChat(page))!.chatId;
     await page.evaluate(() =>
       document.addEventListener('edgestream:event', (e) => ((window as any).__events ??= []).push((e as CustomEvent).detail.requestId)),
     );
-    // Hold the next start for a while so the new run stays in 'connecting'.
-    await page.route(`${server.url}/v1/runs`, async (route) => {
-      await new Promise((r) => setTimeout(r, 2_000));
+    // Hold the next start for a while so the new turn stays in 'connecting'.
+    await page.route(/\/v1\/chat\/[^/]+\/messages$/, async (route) => {
+      if (route.request().method() === 'POST') await new Promise((r) => setTimeout(r, 2_000));
       await route.continue();
     });
-    const cancel = page.waitForRequest((r) => r.url().endsWith(`/v1/runs/${oldId}/cancel`));
+    const stop = page.waitForRequest((r) => r.url().endsWith(`/v1/chat/${oldChat}/stop`));
     // New chat and a new question in one task, so the old run's last callbacks
-    // (its 'closed' after the disconnect) arrive while the new run connects.
+    // (its 'closed' after the disconnect) arrive while the new turn connects.
     await page.evaluate(() => {
       const root = document.querySelector('edgestream-widget')!.shadowRoot!;
       (root.querySelector('.new') as HTMLButtonElement).click();
@@ -248,7 +293,7 @@ describe('widget embedded on another origin', () => {
       root.querySelector('textarea')!.value = 'the new question';
       root.querySelector('form')!.requestSubmit();
     });
-    await cancel;
+    await stop;
     await page.waitForTimeout(800); // the old run's 'closed' has long arrived
     expect(await w(page, '.conn').textContent()).toBe('Connecting…');
     expect(await w(page, '.question').allTextContents()).toEqual(['the new question']);
@@ -256,26 +301,28 @@ describe('widget embedded on another origin', () => {
     expect(late.filter((id) => id === oldId)).toEqual([]);
     expect(await finalAnswer(page)).toBe(shownDemoText('the new question', OPTIONS));
     expect(await w(page, '.conn').textContent()).toBe('Completed');
+    expect((await storedChat(page))!.chatId).not.toBe(oldChat);
     await page.close();
   });
 
-  it('the stop button cancels the run', async () => {
-    const page = await browser.context.newPage();
+  it("the stop button stops the chat's turn: its run ends cancelled on the server", async () => {
+    const page = await freshPage(browser.context);
     await page.goto(site.url);
-    const requestId = page.waitForResponse((r) => isPost(r.request()));
+    const started = page.waitForResponse((r) => isPost(r.request()));
     await ask(page, 'stop me');
-    const res = await requestId;
+    const { requestId, runToken } = (await (await started).json()) as { requestId: string; runToken: string };
     await waitForText(page, 40);
+    const stop = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/stop'));
     await w(page, 'button:has-text("Stop")').click();
+    await stop;
     await expect.poll(() => w(page, '.final').textContent(), { timeout: 20_000 }).toBe('Run cancelled.');
-    const headers = await res.allHeaders();
-    const status = await waitForState(server.url, headers['x-request-id']!, headers['x-run-token']!);
+    const status = await waitForState(server.url, requestId, runToken);
     expect(status.state).toBe('cancelled');
     await page.close();
   });
 
   it("shows a failed run's error with a Retry button that asks again", async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     await page.goto(`${site.url}/fail`);
     const posts: string[] = [];
     page.on('request', (r) => isPost(r) && posts.push(r.url()));
@@ -292,15 +339,15 @@ describe('widget embedded on another origin', () => {
   });
 
   it('Retry resumes the same run after the connection was lost', async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     // No backoff delays (full jitter of 0), so the reconnect attempts run out fast.
     await page.addInitScript(() => (Math.random = () => 0));
     const posts: string[] = [];
     page.on('request', (r) => isPost(r) && posts.push(r.url()));
-    await page.goto(quickUrl());
+    await page.goto(site.url);
     await ask(page, 'keep going');
-    await finalAnswer(page);
-    await page.route('**/v1/runs/*/events', (route) =>
+    await waitForText(page, 40);
+    await page.route(CHAT_EVENTS, (route) =>
       route.fulfill({
         status: 503,
         headers: { 'Access-Control-Allow-Origin': '*' },
@@ -308,36 +355,36 @@ describe('widget embedded on another origin', () => {
         body: '{"error":{"code":"internal","message":"down"}}',
       }),
     );
-    await page.reload(); // the replay cannot connect: retries run out
+    await page.reload(); // the resumed turn cannot connect: retries run out
     await expect
       .poll(() => last(page, '.error span').textContent(), { timeout: 30_000 })
       .toMatch(/^Lost the connection .* Retry to carry on\.$/);
-    await page.unroute('**/v1/runs/*/events');
+    await page.unroute(CHAT_EVENTS);
     await last(page, '.retry').click();
-    expect(await finalAnswer(page)).toBe(shownDemoText('keep going', QUICK));
+    expect(await finalAnswer(page)).toBe(shownDemoText('keep going', OPTIONS));
     expect(await last(page, '.error').isHidden()).toBe(true);
     expect(posts).toHaveLength(1); // resumed, not asked again
     await page.close();
   });
 
-  it('Retry asks again as a new run when the server refused the run', async () => {
-    const page = await browser.context.newPage();
+  it('Retry asks again when the server refused the question', async () => {
+    const page = await freshPage(browser.context);
     const posts: string[] = [];
     page.on('request', (r) => isPost(r) && posts.push(r.url()));
     await page.goto(quickUrl());
-    await ask(page, 'refused');
-    await finalAnswer(page);
-    await page.route('**/v1/runs/*/events', (route) =>
-      route.fulfill({
-        status: 400,
+    let refuse = true;
+    await page.route(/\/v1\/chat\/[^/]+\/messages$/, (route) => {
+      if (!refuse || route.request().method() !== 'POST') return route.continue();
+      refuse = false;
+      return route.fulfill({
+        status: 429,
         headers: { 'Access-Control-Allow-Origin': '*' },
         contentType: 'application/json',
-        body: '{"error":{"code":"invalid_last_event_id","message":"Refused"}}',
-      }),
-    );
-    await page.reload();
+        body: '{"error":{"code":"rate_limited","message":"Refused"}}',
+      });
+    });
+    await ask(page, 'refused');
     await expect.poll(() => last(page, '.error span').textContent(), { timeout: 20_000 }).toBe('Refused.');
-    await page.unroute('**/v1/runs/*/events');
     await last(page, '.retry').click();
     await expect.poll(() => posts.length, { timeout: 20_000 }).toBe(2);
     expect(await finalAnswer(page)).toBe(shownDemoText('refused', QUICK));
@@ -346,7 +393,7 @@ describe('widget embedded on another origin', () => {
   });
 
   it('works with the keyboard alone and never steals focus on load', async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     await page.goto(site.url);
     await w(page, 'textarea').waitFor();
     // data-open="true" opens the panel but leaves focus with the page
@@ -381,7 +428,7 @@ describe('widget embedded on another origin', () => {
   });
 
   it('reopens a restored conversation without taking focus', async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     await page.goto(quickUrl('&open=false'));
     await w(page, '.launcher').waitFor();
     expect(await w(page, '.panel').isHidden()).toBe(true);
@@ -397,7 +444,7 @@ describe('widget embedded on another origin', () => {
   });
 
   it('announces stages and the end once, not every fragment, and stays quiet while replaying', async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     await page.goto(site.url);
     await w(page, 'textarea').waitFor();
     // Record what the live region says.
@@ -427,7 +474,7 @@ describe('widget embedded on another origin', () => {
   });
 
   it('follows new text only while the reader is at the bottom', async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     // Long enough to scroll: the demo's notes one after the other, 2,000 characters.
     await page.goto(`${site.url}/?options=${encodeURIComponent(JSON.stringify({ tokens: 2000, delayMs: 10 }))}`);
     await ask(page, 'a long answer to scroll through');
@@ -448,7 +495,7 @@ describe('widget embedded on another origin', () => {
   });
 
   it('renders model text as text, never as HTML', async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     await page.goto(site.url);
     const hostile = '<img src=x onerror="window.__pwned=1"><b>bold</b>';
     await ask(page, hostile);
@@ -461,7 +508,7 @@ describe('widget embedded on another origin', () => {
   });
 
   it.each(['light', 'dark'])('looks right in the %s theme (screenshot)', async (theme) => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     await page.goto(quickUrl());
     await page.evaluate((t) => document.querySelector('edgestream-widget')!.setAttribute('data-theme', t), theme);
     await ask(page, 'What is edgestream?');
@@ -483,7 +530,7 @@ describe('React hook', () => {
   it('streams, resumes after unmount/remount, shows a finished answer again, and cleans up on unmount', async () => {
     const page = await browser.context.newPage();
     await page.goto(`${site.url}/react`);
-    const post = page.waitForRequest(isPost);
+    const post = page.waitForRequest(isRunPost);
     await page.click('#a .start');
     const request = await post;
     await page.waitForFunction(() => (document.querySelector('#a .text')?.textContent?.length ?? 0) > 50);

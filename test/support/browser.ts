@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -30,4 +30,25 @@ export async function launchBrowser(): Promise<{ context: BrowserContext; close:
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A new tab whose first page of each origin starts with empty localStorage:
+ * the widget keeps its chat per site in localStorage, which every tab of the
+ * context shares, so each test starts its own conversation. A reload keeps it
+ * (the tab's sessionStorage remembers the clearing); open a second tab of the
+ * same conversation with `context.newPage()`.
+ */
+export async function freshPage(context: BrowserContext): Promise<Page> {
+  const page = await context.newPage();
+  await page.addInitScript(() => {
+    try {
+      if (sessionStorage.getItem('test:fresh')) return;
+      localStorage.clear();
+      sessionStorage.setItem('test:fresh', '1');
+    } catch {
+      // a frame without storage
+    }
+  });
+  return page;
 }
