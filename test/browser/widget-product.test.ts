@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { launchBrowser } from '../support/browser';
+import { freshPage, launchBrowser } from '../support/browser';
 import { demoText } from '../e2e/demo-reference';
 import { ROOT, freePort, startDevServer, type DevServer } from '../support/dev-server';
 import { fixtureEvents } from '../support/fake-openai';
@@ -139,7 +139,7 @@ const inView = (page: Page, selector: string) =>
   });
 
 async function newPage(viewport = DESKTOP, colorScheme: 'light' | 'dark' = 'light') {
-  const page = await browser.context.newPage();
+  const page = await freshPage(browser.context);
   await page.setViewportSize(viewport);
   await page.emulateMedia({ colorScheme });
   return page;
@@ -201,7 +201,7 @@ describe('failures a person understands', () => {
   it('offline mid-answer says so, and carries on by itself when the network is back, with the exact text', async () => {
     const page = await newPage();
     const posts: string[] = [];
-    page.on('request', (r) => r.method() === 'POST' && r.url().endsWith('/v1/runs') && posts.push(r.url()));
+    page.on('request', (r) => r.method() === 'POST' && /\/v1\/chat\/[^/]+\/messages$/.test(r.url()) && posts.push(r.url()));
     await page.goto(site.url);
     const question = 'What happens when the network drops?';
     await ask(page, question);
@@ -233,11 +233,15 @@ describe('failures a person understands', () => {
   it('a connection given up on shows its error in view with Retry, and resumes by itself when the tab is looked at again', async () => {
     const page = await newPage();
     await page.addInitScript(() => (Math.random = () => 0)); // no backoff delays: the attempts run out fast
-    await page.goto(withOptions(site.url, QUICK));
+    await page.goto(site.url);
     const question = 'keep this one';
     await ask(page, question);
-    await finalAnswer(page);
-    await page.route('**/v1/runs/*/events', (route) =>
+    await page.waitForFunction(
+      () => (document.querySelector('edgestream-widget')?.shadowRoot?.querySelector('.answer')?.textContent?.length ?? 0) > 20,
+    );
+    // The chat's events: how a reloaded page follows the turn still running.
+    const events = /\/v1\/chat\/[^/]+\/events/;
+    await page.route(events, (route) =>
       route.fulfill({
         status: 503,
         headers: { 'Access-Control-Allow-Origin': '*' },
@@ -245,17 +249,17 @@ describe('failures a person understands', () => {
         body: '{"error":{"code":"internal","message":"down"}}',
       }),
     );
-    await page.reload(); // the replay cannot connect: the attempts run out
+    await page.reload(); // the running turn cannot be followed: the attempts run out
     await expect
       .poll(() => last(page, '.error span').textContent(), { timeout: 30_000 })
       .toBe('Lost the connection to the chat service. The answer is kept on the server: Retry to carry on.');
     expect(await w(page, '.conn').textContent()).toBe('Disconnected');
     expect(await inView(page, '.turn:last-child .error')).toBe(true);
     expect(await last(page, '.work summary').textContent()).toMatch(/^Interrupted at: /);
-    await page.unroute('**/v1/runs/*/events');
+    await page.unroute(events);
     // The tab becomes visible again (headless pages always are; the event is what the widget listens to).
     await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
-    expect(await finalAnswer(page)).toBe(shownDemoText(question, QUICK));
+    expect(await finalAnswer(page)).toBe(shownDemoText(question, SLOW));
     expect(await last(page, '.error').isHidden()).toBe(true);
     await page.close();
   });
