@@ -4,7 +4,7 @@
 import type { Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shownDemoText } from './shown-text';
-import { launchBrowser } from '../support/browser';
+import { freshPage, launchBrowser } from '../support/browser';
 import { freePort, startDevServer, type DevServer } from '../support/dev-server';
 import { startFakeTurnstile, type FakeTurnstile } from '../support/fake-turnstile';
 import { installFakeTurnstile } from './fake-turnstile-api';
@@ -52,7 +52,8 @@ afterAll(async () => {
 
 const w = (page: Page, selector: string) => page.locator(`edgestream-widget ${selector}`);
 const last = (page: Page, selector: string) => w(page, `.turn:last-child ${selector}`);
-const isPost = (r: Request) => r.method() === 'POST' && r.url().endsWith('/v1/runs');
+/** A turn's start: `POST /v1/chat/{chatId}/messages`. */
+const isPost = (r: Request) => r.method() === 'POST' && /\/v1\/chat\/[^/]+\/messages$/.test(r.url());
 
 async function ask(page: Page, question: string) {
   await w(page, 'textarea').fill(question);
@@ -72,8 +73,8 @@ async function finalAnswer(page: Page) {
   return (await last(page, '.answer').textContent()) ?? '';
 }
 
-/** Every value the page keeps in sessionStorage, joined. */
-const stored = (page: Page) => page.evaluate(() => Object.values(sessionStorage).join('\n'));
+/** Every value the page keeps in sessionStorage and localStorage, joined. */
+const stored = (page: Page) => page.evaluate(() => [...Object.values(sessionStorage), ...Object.values(localStorage)].join('\n'));
 
 async function signIn(page: Page) {
   await page.context().addCookies([{ name: SESSION_COOKIE, value: 'alice', url: site.url }]);
@@ -81,7 +82,7 @@ async function signIn(page: Page) {
 
 describe('widget on a Turnstile profile', () => {
   it('renders Turnstile in the light DOM, sends its token, the answer streams, and the next question uses a new token', async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     const api = await installFakeTurnstile(page, () => fake.goodToken());
     const bodies: Array<Record<string, unknown>> = [];
     page.on('request', (r) => isPost(r) && bodies.push(r.postDataJSON()));
@@ -124,7 +125,7 @@ describe('widget on a Turnstile profile', () => {
   });
 
   it('says when Turnstile fails, and Retry asks again with a fresh token', async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     const api = await installFakeTurnstile(page, () => fake.goodToken());
     await page.addInitScript(() => ((window as { __fakeTurnstileFail?: string }).__fakeTurnstileFail = '300030'));
     const posts: Array<Record<string, unknown>> = [];
@@ -147,7 +148,7 @@ describe('widget on a Turnstile profile', () => {
   });
 
   it('a token the server refuses shows 403 human_check_failed in words, with Retry', async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     // Tokens siteverify has never issued: the check fails (invalid-input-response).
     let forged = 0;
     const api = await installFakeTurnstile(page, () => (forged++ === 0 ? `0.forged-${crypto.randomUUID()}` : fake.goodToken()));
@@ -163,7 +164,7 @@ describe('widget on a Turnstile profile', () => {
     expect(answers).toEqual([403]);
     await last(page, '.retry').click();
     expect(await finalAnswer(page)).toBe(shownDemoText('refused at first', DEMO));
-    expect(answers).toEqual([403, 200]);
+    expect(answers).toEqual([403, 201]); // refused, then the turn that created the chat
     // the retry took the token made after the refused one, not the refused one again
     expect(tokens).toEqual([api.minted[0], api.minted[1]]);
     await page.close();
@@ -174,7 +175,7 @@ describe('widget on a ticket profile (data-ticket-url)', () => {
   const ticketPage = `/?agent=ticketed&ticket`;
 
   it("gets a ticket from the site's backend with its cookies before each start, and the answer streams", async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     const api = await installFakeTurnstile(page, () => fake.goodToken());
     await signIn(page);
     site.ticket!.mode = 'ok';
@@ -203,7 +204,7 @@ describe('widget on a ticket profile (data-ticket-url)', () => {
   });
 
   it('shows a failing ticket endpoint as an error, and Retry recovers once it works', async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     await signIn(page);
     site.ticket!.mode = 'fail';
     const posts: string[] = [];
@@ -229,7 +230,7 @@ describe('widget on a ticket profile (data-ticket-url)', () => {
   });
 
   it('a ticket the service refuses (403 human_check_failed) is shown in words; Retry fetches a fresh one', async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     await signIn(page);
     site.ticket!.mode = 'wrong-secret';
     const answers: number[] = [];
@@ -245,12 +246,12 @@ describe('widget on a ticket profile (data-ticket-url)', () => {
     await last(page, '.retry').click();
     expect(await finalAnswer(page)).toBe(shownDemoText('badly signed', DEMO));
     expect(site.ticket!.requests.length).toBe(before + 1);
-    expect(answers).toEqual([403, 200]);
+    expect(answers).toEqual([403, 201]); // refused, then the turn that created the chat
     await page.close();
   });
 
   it('a visitor the site does not know gets no ticket (401), and no run starts', async () => {
-    const page = await browser.context.newPage();
+    const page = await freshPage(browser.context);
     await page.context().clearCookies();
     site.ticket!.mode = 'ok';
     const posts: string[] = [];
