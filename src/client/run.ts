@@ -1,7 +1,7 @@
 /**
  * AgentRun: start or resume one edgestream run and follow it to its `done`,
- * whatever the network does. Browser and Node 22; no dependency beyond the
- * bundled eventsource-parser.
+ * whatever the network does. Browser and Node 22; no dependency (the SSE
+ * parsing is ./sse.ts).
  *
  * - Starts with `POST /v1/runs` (streamed) and, after any drop, resumes with
  *   `GET /v1/runs/:id/events` + `Last-Event-ID`; it never starts a second run.
@@ -24,10 +24,10 @@
  *   a loop begun after an `await` misses nothing; the iterator throws the
  *   `ClientError` when the client gives up.
  */
-import { createParser } from 'eventsource-parser';
 import { BACKOFF_DEFAULTS, backoffDelay, retryAfterMs, type BackoffOptions } from './backoff';
 import { readWithin, sleep, within } from '../lib/timing';
 import { clearHandle, loadHandle, saveHandle, type HandleStorage } from './persist';
+import { sseData } from './sse';
 import type { ChatMessage, ClientError, ConnectionState, RunEvent, RunHandle, TerminalState } from './types';
 
 /** The server's default HEARTBEAT_MS. */
@@ -412,22 +412,20 @@ export class AgentRun implements AsyncIterable<RunEvent> {
     const reader = body.getReader();
     const decoder = new TextDecoder();
     let parsed: RunEvent[] = [];
-    const parser = createParser({
-      onEvent: (e) => {
-        try {
-          const event = JSON.parse(e.data) as RunEvent;
-          if (Number.isSafeInteger(event?.seq)) parsed.push(event);
-        } catch {
-          // Not one of ours (a proxy's page?); the seq check below catches any loss.
-        }
-      },
+    const feed = sseData((data) => {
+      try {
+        const event = JSON.parse(data) as RunEvent;
+        if (Number.isSafeInteger(event?.seq)) parsed.push(event);
+      } catch {
+        // Not one of ours (a proxy's page?); the seq check below catches any loss.
+      }
     });
     try {
       for (;;) {
         const chunk = await readWithin(reader, this.#watchdogMs);
         if (chunk === 'timeout') return 'stalled';
         if (chunk.done) return 'dropped';
-        parser.feed(decoder.decode(chunk.value, { stream: true }));
+        feed(decoder.decode(chunk.value, { stream: true }));
         const batch = parsed;
         parsed = [];
         for (const event of batch) {
