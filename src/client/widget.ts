@@ -570,8 +570,13 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
         try {
           const run = await (again ? c.regenerate({ ...turn, messageId: again }) : c.send(t.question, turn));
           t.pending = false;
-          if (mine()) adopt(t, run, mine);
-          else run.disconnect();
+          if (mine()) return adopt(t, run, mine);
+          run.disconnect();
+          // New chat while this turn was starting: its chat is forgotten (its first answer stored it again).
+          if (!chat) {
+            void c.stop().catch(() => {});
+            c.forget();
+          }
         } catch (err) {
           t.pending = false;
           if (!mine()) return;
@@ -641,7 +646,8 @@ export function mountWidget(script: HTMLScriptElement | null = document.currentS
   const resumeLost = () => {
     if (document.visibilityState === 'hidden') return;
     if (unread) void load();
-    for (const t of turns) if (t.run?.state === 'error' && t.run.error?.code === 'retries_exhausted') retry(t);
+    // (A question that could not reach the service is asked again: a `chat_busy` then shows it running.)
+    for (const t of turns) if (/^(retries_exhausted|unreachable)$/.test(failure(t)?.code ?? '')) retry(t);
   };
   addEventListener('online', resumeLost);
   document.addEventListener('visibilitychange', resumeLost);

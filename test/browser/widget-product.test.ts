@@ -230,6 +230,27 @@ describe('failures a person understands', () => {
     await page.close();
   });
 
+  it('a question asked offline says it could not reach the service, and is asked by itself when the network is back', async () => {
+    const page = await newPage();
+    const posts: string[] = [];
+    page.on('request', (r) => r.method() === 'POST' && /\/v1\/chat\/[^/]+\/messages$/.test(r.url()) && posts.push(r.url()));
+    await page.goto(withOptions(site.url, QUICK));
+    await w(page, 'textarea').waitFor();
+    await browser.context.setOffline(true);
+    try {
+      await ask(page, 'asked while offline');
+      await expect.poll(() => last(page, '.error span').textContent(), { timeout: 15_000 }).toBe('Could not reach the chat service.');
+      expect(await last(page, '.retry').isVisible()).toBe(true);
+    } finally {
+      await browser.context.setOffline(false);
+    }
+    expect(await finalAnswer(page)).toBe(shownDemoText('asked while offline', QUICK));
+    expect(await last(page, '.error').isHidden()).toBe(true);
+    expect(await w(page, '.question').allTextContents()).toEqual(['asked while offline']);
+    expect(posts.length).toBeGreaterThanOrEqual(1);
+    await page.close();
+  });
+
   it('a connection given up on shows its error in view with Retry, and resumes by itself when the tab is looked at again', async () => {
     const page = await newPage();
     await page.addInitScript(() => (Math.random = () => 0)); // no backoff delays: the attempts run out fast

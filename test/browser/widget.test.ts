@@ -267,6 +267,35 @@ describe('widget embedded on another origin', () => {
     await a.close();
   });
 
+  it('a question sent while another tab is mid-turn (chat_busy) shows that turn running and keeps the question in the input', async () => {
+    const a = await freshPage(browser.context);
+    await a.goto(quickUrl());
+    await ask(a, 'the first turn');
+    await finalAnswer(a);
+    // Tab B shows the same chat, idle; then A asks again (the handle is unchanged: B hears nothing of it).
+    const b = await browser.context.newPage();
+    await b.goto(quickUrl());
+    await expect.poll(() => w(b, '.question').allTextContents(), { timeout: 20_000 }).toEqual(['the first turn']);
+    const slow = `${site.url}/?options=${encodeURIComponent(JSON.stringify(OPTIONS))}`;
+    await a.goto(slow);
+    await expect.poll(() => w(a, '.question').allTextContents(), { timeout: 20_000 }).toEqual(['the first turn']);
+    await ask(a, 'asked in A');
+    await waitForText(a, 40);
+    const refused = b.waitForResponse((r) => isPost(r.request()));
+    await ask(b, 'asked in B meanwhile');
+    expect((await refused).status()).toBe(409);
+    await expect.poll(() => w(b, '.question').allTextContents(), { timeout: 20_000 }).toEqual(['the first turn', 'asked in A']);
+    expect(await w(b, 'textarea').inputValue()).toBe('asked in B meanwhile');
+    expect(await w(b, '.error').first().isHidden()).toBe(true);
+    expect(await finalAnswer(b)).toBe(shownDemoText('asked in A', OPTIONS));
+    // A's turn over, B asks its question
+    await w(b, 'textarea').press('Enter');
+    expect(await finalAnswer(b)).toBe(shownDemoText('asked in B meanwhile', OPTIONS));
+    expect(await w(b, '.question').allTextContents()).toEqual(['the first turn', 'asked in A', 'asked in B meanwhile']);
+    await b.close();
+    await a.close();
+  });
+
   it('ignores a run it no longer follows: New chat mid-answer stops it, and its late callbacks change nothing', async () => {
     const page = await freshPage(browser.context);
     await page.goto(site.url);
