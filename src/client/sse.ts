@@ -18,8 +18,8 @@ export function sseData(onData: (data: string) => void): (chunk: string) => void
   let cr = false;
   return (chunk) => {
     if (cr && chunk[0] === '\n') chunk = chunk.slice(1);
-    if (!chunk) return;
     cr = chunk.endsWith('\r');
+    if (!chunk) return;
     // Within a long line (a big `result`): nothing to split yet, so no rescan of what came before.
     if (rest !== undefined && !/[\r\n]/.test(chunk)) {
       rest += chunk;

@@ -30,6 +30,12 @@ describe('sseData', () => {
     }
   });
 
+  it('takes mixed line ends: a CRLF whose LF comes alone, then an LF that ends the event', () => {
+    expect(read(['data: x\r', '\n', '\n'])).toEqual(['x']);
+    expect(read(['data: x\r', '\n', '\r', '\n'])).toEqual(['x']);
+    expect(read(['data: x\n\r', '\n', 'data: y\r', '\r'])).toEqual(['x', 'y']);
+  });
+
   it('strips one space after the colon, a leading BOM, and skips other fields, comments and events without data', () => {
     expect(read(['\uFEFFdata:x\n\n'])).toEqual(['x']);
     expect(read(['data:  two spaces\n\n'])).toEqual([' two spaces']);
@@ -48,8 +54,6 @@ describe('sseData', () => {
     const chunks = ['data: '];
     for (let i = 0; i < big.length; i += 16_384) chunks.push(big.slice(i, i + 16_384));
     chunks.push('\n\n');
-    const t = performance.now();
     expect(read(chunks)).toEqual([big]);
-    expect(performance.now() - t).toBeLessThan(2_000);
   });
 });
